@@ -1,0 +1,26 @@
+# Two entry points (README): `make repro` runs the main job, `make test` runs the tests.
+# Both create .venv once (re-installed only when pyproject.toml changes) and are safe to rerun.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-10)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup repro test test-fast clean-outputs
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+repro: setup  ## the main job: the whole pipeline on params.yaml (embedded data by default)
+	dvc repro
+
+test: setup   ## every test (slow end-to-end DVC tests included)
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"

@@ -1,0 +1,44 @@
+"""Accuracy of trained DA models on the source and target test splits, and features for t-SNE."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genda.data.store import digits_path, load_prepared
+from genda.runtime import get_device
+from genda.stage import write_json
+from genda.train.da import embed, load_da_model, predict
+
+
+def evaluate_setting(pair: str, setting: str, seeds: list[int], tsne_points: int, *, out_json: Path,
+                     out_features: Path | None = None) -> dict:
+    src_name, tgt_name = pair.split("-")
+    src, tgt = load_prepared(digits_path(src_name)), load_prepared(digits_path(tgt_name))
+    device = get_device()
+    per_seed = {}
+    for seed in seeds:
+        model = load_da_model(Path(f"models/da/{pair}/{setting}/seed{seed}.pt"), device)
+        t_acc = float((predict(model, tgt["x_test"], device) == tgt["y_test"]).float().mean())
+        s_acc = float((predict(model, src["x_test"], device) == src["y_test"]).float().mean())
+        per_seed[str(seed)] = {"target_acc": t_acc, "source_acc": s_acc}
+        if out_features is not None and seed == seeds[0]:
+            g = torch.Generator().manual_seed(0)
+            si = torch.randperm(len(src["y_test"]), generator=g)[:tsne_points]
+            ti = torch.randperm(len(tgt["y_test"]), generator=g)[:tsne_points]
+            fs, ft = embed(model, src["x_test"][si], device), embed(model, tgt["x_test"][ti], device)
+            out_features.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(out_features, features=torch.cat([fs, ft]).numpy(),
+                                labels=torch.cat([src["y_test"][si], tgt["y_test"][ti]]).numpy(),
+                                domains=np.r_[np.zeros(len(si), np.int64), np.ones(len(ti), np.int64)])
+    t = np.array([v["target_acc"] for v in per_seed.values()])
+    s = np.array([v["source_acc"] for v in per_seed.values()])
+    m = {"pair": pair, "setting": setting, "n_seeds": len(seeds),
+         "target_acc": float(t.mean()), "target_acc_std": float(t.std(ddof=1)) if len(t) > 1 else 0.0,
+         "source_acc": float(s.mean()), "source_acc_std": float(s.std(ddof=1)) if len(s) > 1 else 0.0,
+         "per_seed": per_seed}
+    write_json(m, out_json)
+    print(f"[evaluate_da] {pair} {setting}: target acc {m['target_acc']:.4f} ± {m['target_acc_std']:.4f}, "
+          f"source acc {m['source_acc']:.4f}")
+    return m

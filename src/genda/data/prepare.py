@@ -1,0 +1,36 @@
+"""Turn the configured dataset source into prepared tensor files (see :mod:`genda.data.store`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from genda.data.sources import load_digits, load_faces
+from genda.data.store import digits_path, faces_path, save_prepared
+from genda.stage import write_json
+
+
+def prepare_all(data: dict, *, root: str, seed: int, out: Path | None = None) -> dict:
+    """Prepare every domain in `data["domains"]` and the face set; returns the manifest it writes."""
+    out = out or Path(".")
+    manifest = {"source": data["source"], "digits": {}, "faces": {}}
+    for domain in data["domains"]:
+        s = load_digits(data["source"], domain, root=root, size=data["digit_size"], seed=seed,
+                        max_train=data["max_train"], max_test=data["max_test"])
+        save_prepared({"x_train": s.x_train.contiguous(), "y_train": s.y_train, "x_test": s.x_test.contiguous(),
+                       "y_test": s.y_test, "description": s.description}, digits_path(domain, out))
+        manifest["digits"][domain] = {
+            "train": len(s.y_train), "test": len(s.y_test), "shape": list(s.x_train.shape[1:]),
+            "class_counts_train": torch.bincount(s.y_train, minlength=10).tolist(),
+            "description": s.description}
+        print(f"[prepare] {domain}: {len(s.y_train)} train / {len(s.y_test)} test  {tuple(s.x_train.shape[1:])}")
+    f = load_faces(data["source"], root=root, size=data["face_size"], crop=data["face_crop"], seed=seed,
+                   max_train=data["max_faces"], test_fraction=data["face_test_fraction"])
+    save_prepared({"x_train": f.x_train.contiguous(), "x_test": f.x_test.contiguous(), "attrs_train": f.attrs_train,
+                   "attrs_test": f.attrs_test, "attr_names": list(f.attr_names), "description": f.description},
+                  faces_path(out))
+    manifest["faces"] = {"train": len(f.x_train), "test": len(f.x_test), "shape": list(f.x_train.shape[1:]),
+                         "attr_names": list(f.attr_names), "description": f.description}
+    print(f"[prepare] faces: {len(f.x_train)} train / {len(f.x_test)} test  {tuple(f.x_train.shape[1:])}")
+    write_json(manifest, out / "data/prepared/manifest.json")
+    return manifest

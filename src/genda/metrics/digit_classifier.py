@@ -1,0 +1,187 @@
+"""The scoring classifier of conditional generation: a small CNN trained on real images.
+
+Course protocol: a generated digit counts as correct when a classifier trained on the *real* target
+domain predicts the label it was generated for, so ``acc(generated) <= acc(real test)`` is the
+ceiling.  The same network (``n_classes = 2``) scores a face attribute for ``attr_acgan``.
+
+Network (:class:`DigitClassifier`, width ``w``; shapes for 28x28)::
+
+    x [B,3,28,28] -> block(3, w)   -> [B, w, 14, 14]
+                  -> block(w, 2w)  -> [B,2w,  7,  7]
+                  -> block(2w, 4w) -> [B,4w,  3,  3]
+                  -> global average pool -> Dropout(0.3) -> Linear(4w, K) -> logits [B, K]
+
+    block(i, o) = (Conv3x3 i->o, BN, ReLU, Conv3x3 o->o, BN, ReLU, MaxPool 2, Dropout2d(0.1))
+
+Training (:func:`train_classifier`): AdamW, cosine-annealed learning rate, cross-entropy; every
+batch is augmented on the device (:func:`augment_batch`): a random affine map per image (rotation
+``U(-r, r)`` degrees, zoom ``U(1-s, 1+s)``, shift ``U(-t, t)`` of the side, via ``affine_grid`` /
+``grid_sample`` with border padding) followed by colour jitter.  All random numbers come from one
+seeded CPU generator; checkpoints make an interrupted run resume bit-for-bit on the CPU.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genda.checkpoint import Checkpointer, load_weights, save_atomic
+from genda.data.augment import color_jitter
+from genda.data.store import BatchStream
+from genda.errors import DataError
+from genda.runtime import fingerprint, seed_everything, to_float_images
+
+__all__ = ["DigitClassifier", "augment_batch", "train_classifier", "load_classifier", "predict", "accuracy_report"]
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2), nn.Dropout2d(0.1))
+
+
+class DigitClassifier(nn.Module):
+    """3 conv blocks with BatchNorm + global average pool + linear head (see the module docstring).
+
+    Shapes: ``[B, in_channels, H, W]`` float in ``[-1, 1]`` (H, W >= 8) -> logits ``[B, n_classes]``.
+    """
+
+    def __init__(self, n_classes: int = 10, width: int = 32, in_channels: int = 3):
+        super().__init__()
+        self.n_classes, self.width = n_classes, width
+        self.features = nn.Sequential(_block(in_channels, width), _block(width, 2 * width),
+                                      _block(2 * width, 4 * width))
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(4 * width, n_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def augment_batch(x: Tensor, *, max_shift: float, max_rotate: float, max_scale: float, color: float,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """Random affine + colour jitter, per image, batched on ``x.device``.
+
+    With ``a ~ U(-r, r)`` (radians), ``k ~ U(1-s, 1+s)``, ``t ~ U(-2·shift, 2·shift)^2`` (the grid spans
+    [-1, 1], so a shift of ``shift`` sides is ``2·shift`` grid units) the sampling grid is
+    ``p' = R(a) p / k + t``.  Factors are drawn on the CPU from ``generator``.
+
+    Shapes: float ``[B, C, H, W]`` in ``[-1, 1]`` -> same.
+    """
+    B = x.shape[0]
+    u = torch.rand(B, 4, generator=generator)
+    a = (u[:, 0] * 2 - 1) * math.radians(max_rotate)
+    k = 1.0 + (u[:, 1] * 2 - 1) * max_scale
+    t = (u[:, 2:] * 2 - 1) * 2 * max_shift
+    cos, sin = torch.cos(a) / k, torch.sin(a) / k
+    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
+    y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return color_jitter(y, color, generator)
+
+
+def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: int = 10, seed: int,
+                     device: torch.device, ckpt_dir: Path | None, out_model: Path | None = None, tracker=None,
+                     progress: bool = True, tag: str = "classifier") -> tuple[nn.Module, list[dict]]:
+    """Train :class:`DigitClassifier` on uint8 ``x_train [N,3,H,W]`` / int64 ``y_train [N]``.
+
+    ``cfg`` keys: steps, batch_size, lr, weight_decay, width, max_shift, max_rotate, max_scale,
+    color_jitter, checkpoint_every, log_every.  ``ckpt_dir=None`` disables checkpoints.
+    Returns the model (eval mode) and the loss history; saves ``{"model", "cfg", "n_classes"}`` to
+    ``out_model`` if given."""
+    if len(x_train) != len(y_train):
+        raise DataError(f"{tag}: {len(x_train)} images but {len(y_train)} labels")
+    gen = seed_everything(seed)
+    model = DigitClassifier(n_classes, cfg["width"]).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["steps"])
+    x, y = x_train.to(device), y_train.to(device)
+    stream = BatchStream(len(x), cfg["batch_size"], seed, device)
+    keys = ("steps", "batch_size", "lr", "weight_decay", "width", "max_shift", "max_rotate", "max_scale",
+            "color_jitter", "checkpoint_every")
+    ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"], fingerprint(
+        {"cfg": {k: cfg[k] for k in keys}, "seed": seed, "n": len(x), "shape": list(x.shape[1:]),
+         "k": n_classes})) if ckpt_dir is not None else None
+    start, history = 0, []
+    resumed = ck.load(device) if ck else None
+    if resumed:
+        start, st = resumed
+        model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); sch.load_state_dict(st["sch"])
+        gen.set_state(st["gen"]); history = list(st["history"])
+        print(f"[{tag}] resumed from step {start} ({ck.path})")
+
+    def state() -> dict:
+        return {"model": model.state_dict(), "opt": opt.state_dict(), "sch": sch.state_dict(),
+                "gen": gen.get_state(), "history": history}
+
+    from tqdm import tqdm
+
+    t0 = time.time()
+    bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc=tag, disable=not progress,
+               mininterval=5)
+    correct = seen = 0
+    for step in bar:
+        model.train()
+        idx = stream.indices(step)
+        xb = augment_batch(to_float_images(x[idx]), max_shift=cfg["max_shift"], max_rotate=cfg["max_rotate"],
+                           max_scale=cfg["max_scale"], color=cfg["color_jitter"], generator=gen)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sch.step()
+        correct += int((logits.detach().argmax(1) == y[idx]).sum())
+        seen += len(idx)
+        done = step + 1
+        if done % cfg["log_every"] == 0 or done == cfg["steps"]:
+            row = {"step": done, "loss": float(loss.detach()), "train_acc": correct / max(1, seen),
+                   "lr": opt.param_groups[0]["lr"]}
+            correct = seen = 0
+            history.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}")
+            if tracker:
+                tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=done)
+        if ck and ck.due(done) and done < cfg["steps"]:
+            ck.save(done, state())
+    model.eval()
+    if out_model is not None:
+        save_atomic({"model": model.state_dict(), "cfg": dict(cfg), "n_classes": n_classes, "seed": seed}, out_model)
+    if ck:
+        ck.save(cfg["steps"], state())
+    if tracker:
+        tracker.log_metrics({"train_seconds": time.time() - t0}, step=cfg["steps"])
+    return model, history
+
+
+def load_classifier(path: Path, device: torch.device) -> DigitClassifier:
+    """Rebuild a classifier saved by :func:`train_classifier` (eval mode)."""
+    ck = load_weights(path, map_location=device)
+    if not isinstance(ck, dict) or "model" not in ck or "n_classes" not in ck:
+        raise DataError(f"{path} is not a classifier file saved by train_classifier")
+    model = DigitClassifier(ck["n_classes"], ck["cfg"]["width"]).to(device)
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x_uint8: Tensor, device: torch.device, batch: int = 500) -> Tensor:
+    """Predicted labels int64 ``[N]`` (CPU) of uint8 images ``[N, 3, H, W]``."""
+    model.eval()
+    return torch.cat([model(to_float_images(x_uint8[i:i + batch].to(device))).argmax(1).cpu()
+                      for i in range(0, len(x_uint8), batch)])
+
+
+def accuracy_report(pred: Tensor, labels: Tensor, n_classes: int) -> dict:
+    """``{"accuracy", "per_class": {c: acc or None}, "n"}``; accuracy = mean(pred == labels)."""
+    pred, labels = pred.cpu().long(), labels.cpu().long()
+    ok = (pred == labels).float()
+    per = {}
+    for c in range(n_classes):
+        m = labels == c
+        per[str(c)] = float(ok[m].mean()) if bool(m.any()) else None
+    return {"accuracy": float(ok.mean()) if len(ok) else float("nan"), "per_class": per, "n": int(len(ok))}

@@ -1,0 +1,348 @@
+"""The four conditional generators behind one small interface (used by :mod:`genda.train.conditional`).
+
+Every method owns its networks, optimisers, schedulers and EMA, and exposes::
+
+    batches_per_step                    how many (x, cond) batches one training step consumes
+    training_step(batches, step) -> {name: float}   one optimisation step (all its updates)
+    state_dict() / load_state_dict(sd)  everything needed to resume training exactly
+    export() -> dict                    the weights needed to sample (written to models/cond/<name>)
+    sample(cond, generator, sample_cfg) -> float images [B, C, H, W] in [-1, 1] (no grad, eval mode)
+
+``x`` is a float batch ``[B, C, H, W]`` in ``[-1, 1]``; ``cond`` is ``[B]`` long (class / attribute
+on-off) or ``[B, G]`` long (one index per tag group, tag_cdcgan).  All random draws (z, fake
+labels, ε of the gradient penalty, wrong tags, diffusion noise) come from the CPU ``torch.Generator``
+given to the constructor, so a checkpointed generator state reproduces them.
+
+Losses (B = batch mean, CE = cross-entropy, L_adv from :class:`genda.losses.gan.GANLoss`):
+
+* ``acgan`` / ``attr_acgan`` (Odena et al., 2017), with ``(z, c~) ~ N(0, I) x U{0..K-1}``::
+
+      L_D = L_adv_D(D_s(x), D_s(G(z, c~))) [+ λ_gp GP]  + λ_aux [CE(D_c(x), c) + CE(D_c(G(z, c~)), c~)]
+      L_G = L_adv_G(D_s(G(z, c~)))                      + λ_aux  CE(D_c(G(z, c~)), c~)
+
+* ``tag_cdcgan`` (GAN-CLS, Reed et al., 2016): ``L_D`` = :func:`~genda.models.cdcgan.matching_aware_d_loss`
+  over (real, right tags), (fake, right), (real, wrong tags), (other real images, right);
+  ``L_G = BCE(D(G(z, t), t), 1)``.
+* ``ddpm`` (Ho et al., 2020, seed 002): ``L = E ||ε - ε_θ(x_t, t/T, c, mask)||²`` with label dropout
+  ``p_uncond`` (:meth:`genda.diffusion.DDPMScheduler.training_loss`), sampled with classifier-free
+  guidance by DDIM or ancestral DDPM.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genda.errors import ConfigError
+from genda.gan_tricks import EMA, make_optimizer, make_scheduler, randint, sample_z
+
+__all__ = ["CondMethod", "ACGANMethod", "DDPMMethod", "TagCDCGANMethod", "build_method"]
+
+
+class CondMethod:
+    """Base class: stores settings, device and generator; subclasses fill in the networks."""
+
+    batches_per_step = 1
+
+    def __init__(self, cfg: dict, meta: dict, device: torch.device, generator: torch.Generator, train: bool = True):
+        self.cfg, self.meta, self.device, self.gen, self.train = cfg, meta, torch.device(device), generator, train
+        self.ema: EMA | None = None
+
+    # -- helpers shared by the subclasses
+    def _schedulers(self, *opts) -> list:
+        return [make_scheduler(o, self.cfg["lr_schedule"], self.cfg["steps"]) for o in opts]
+
+    def _modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def _optims(self) -> dict:
+        raise NotImplementedError
+
+    def sampling_net(self) -> nn.Module:
+        """The network used for sampling: the EMA copy when enabled, else the trained one."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        sd = {k: m.state_dict() for k, m in self._modules().items()}
+        sd.update({k: (o.state_dict() if o is not None else {}) for k, o in self._optims().items()})
+        sd["ema"] = self.ema.state_dict() if self.ema else {}
+        return sd
+
+    def load_state_dict(self, sd: dict) -> None:
+        for k, m in self._modules().items():
+            m.load_state_dict(sd[k])
+        for k, o in self._optims().items():
+            if o is not None:
+                o.load_state_dict(sd[k])
+        if self.ema:
+            self.ema.load_state_dict(sd["ema"])
+
+    def export(self) -> dict:
+        return {"net": self.sampling_net().state_dict()}
+
+    def load_export(self, sd: dict) -> None:
+        self.sampling_net().load_state_dict(sd["net"])
+
+    def training_step(self, batches: list[tuple[Tensor, Tensor]], step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def sample(self, cond: Tensor, generator: torch.Generator, sample_cfg: dict | None = None) -> Tensor:
+        raise NotImplementedError
+
+
+def _opt_step(opt, loss: Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+# --------------------------------------------------------------------------- ACGAN (digits and one attribute)
+class ACGANMethod(CondMethod):
+    """ACGAN on ``meta["n_classes"]`` classes at ``meta["img_size"]`` (digits 28, faces 64 with K = 2)."""
+
+    def __init__(self, cfg, meta, device, generator, train=True):
+        from genda.losses.gan import GANLoss
+        from genda.models.acgan import ACGANDiscriminator, ACGANGenerator
+        from genda.models.dcgan import init_dcgan_weights
+
+        super().__init__(cfg, meta, device, generator, train)
+        self.K = meta["n_classes"]
+        self.G = ACGANGenerator(cfg["z_dim"], self.K, meta["img_size"], meta["channels"], cfg["ngf"]).to(device)
+        self.G.apply(init_dcgan_weights)
+        self.batches_per_step = cfg["d_steps"]
+        self.D = self.opt_g = self.opt_d = None
+        self.sch_g = self.sch_d = None
+        if train:
+            self.D = ACGANDiscriminator(self.K, meta["img_size"], meta["channels"], cfg["ndf"], cfg["dropout"],
+                                        cfg["d_norm"]).to(device)
+            self.D.apply(init_dcgan_weights)
+            self.opt_g = make_optimizer(self.G.parameters(), "adam", cfg["lr_g"], betas=cfg["betas"])
+            self.opt_d = make_optimizer(self.D.parameters(), "adam", cfg["lr_d"], betas=cfg["betas"])
+            self.sch_g, self.sch_d = self._schedulers(self.opt_g, self.opt_d)
+            self.loss = GANLoss(cfg["loss"], gp_weight=cfg["gp_weight"])
+            self.ema = EMA(self.G, cfg["ema_decay"]) if cfg["ema_decay"] else None
+
+    def _modules(self):
+        return {"G": self.G, "D": self.D}
+
+    def _optims(self):
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d, "sch_g": self.sch_g, "sch_d": self.sch_d}
+
+    def sampling_net(self):
+        return self.ema.model if self.ema else self.G
+
+    def _draw(self, n: int) -> tuple[Tensor, Tensor]:
+        z = sample_z(n, self.cfg["z_dim"], "normal", generator=self.gen).to(self.device)
+        return z, randint(0, self.K, (n,), generator=self.gen).to(self.device)
+
+    def training_step(self, batches, step):
+        from genda.losses.gan import gradient_penalty
+        from genda.models.acgan import acgan_aux_loss
+
+        cfg, G, D = self.cfg, self.G, self.D
+        G.train(); D.train()
+        lam = cfg["aux_weight"]
+        for real, y in batches:
+            z, fy = self._draw(real.shape[0])
+            with torch.no_grad():
+                fake = G(z, fy)
+            adv_r, cls_r = D(real)
+            adv_f, cls_f = D(fake)
+            d_adv = self.loss.d_loss(adv_r, adv_f)
+            if self.loss.needs_gradient_penalty:
+                d_adv = d_adv + cfg["gp_weight"] * gradient_penalty(lambda t: D(t)[0], real, fake, generator=self.gen)
+            d_aux = acgan_aux_loss(cls_r, y) + acgan_aux_loss(cls_f, fy)
+            d_loss = d_adv + lam * d_aux
+            _opt_step(self.opt_d, d_loss)
+        n = batches[-1][0].shape[0]
+        z, fy = self._draw(n)
+        adv, cls = D(G(z, fy))
+        g_adv, g_aux = self.loss.g_loss(adv), acgan_aux_loss(cls, fy)
+        g_loss = g_adv + lam * g_aux
+        _opt_step(self.opt_g, g_loss)
+        if self.ema:
+            self.ema.update(G)
+        for s in (self.sch_g, self.sch_d):
+            if s:
+                s.step()
+        return {"loss_d": float(d_loss.detach()), "loss_g": float(g_loss.detach()), "d_adv": float(d_adv.detach()),
+                "d_aux": float(d_aux.detach()), "g_aux": float(g_aux.detach()),
+                "acc_real": float((cls_r.detach().argmax(1) == y).float().mean()),
+                "acc_fake": float((cls.detach().argmax(1) == fy).float().mean()),
+                "lr_d": self.opt_d.param_groups[0]["lr"], "lr_g": self.opt_g.param_groups[0]["lr"]}
+
+    @torch.no_grad()
+    def sample(self, cond, generator, sample_cfg=None):
+        net = self.sampling_net()
+        was = net.training
+        net.eval()
+        try:
+            z = sample_z(len(cond), self.cfg["z_dim"], "normal", generator=generator).to(self.device)
+            return net(z, cond.to(self.device))
+        finally:
+            net.train(was)
+
+    @torch.no_grad()
+    def sample_pairs(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Attribute off / on from the same noise: two ``[n, C, H, W]`` batches."""
+        from genda.models.acgan import attribute_pairs
+
+        z = sample_z(n, self.cfg["z_dim"], "normal", generator=generator).to(self.device)
+        return attribute_pairs(self.sampling_net(), z)
+
+
+# --------------------------------------------------------------------------- DDPM (seed 002)
+class DDPMMethod(CondMethod):
+    """Conditional DDPM: :class:`~genda.models.context_unet.ContextUnet` + linear-β scheduler, Adam."""
+
+    def __init__(self, cfg, meta, device, generator, train=True):
+        from genda.diffusion import DDPMScheduler
+        from genda.models.context_unet import ContextUnet
+
+        super().__init__(cfg, meta, device, generator, train)
+        self.net = ContextUnet(meta["channels"], cfg["n_feat"], meta["n_classes"], meta["img_size"]).to(device)
+        self.sched = DDPMScheduler(cfg["T"], cfg["beta_start"], cfg["beta_end"], device=device)
+        self.opt = self.sch = None
+        if train:
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg["lr"])
+            (self.sch,) = self._schedulers(self.opt)
+            self.ema = EMA(self.net, cfg["ema_decay"]) if cfg["ema_decay"] else None
+
+    def _modules(self):
+        return {"net": self.net}
+
+    def _optims(self):
+        return {"opt": self.opt, "sch": self.sch}
+
+    def sampling_net(self):
+        return self.ema.model if self.ema else self.net
+
+    def training_step(self, batches, step):
+        self.net.train()
+        (x0, y), = batches
+        loss = self.sched.training_loss(self.net, x0, y, p_uncond=self.cfg["p_uncond"], generator=self.gen)
+        _opt_step(self.opt, loss)
+        if self.ema:
+            self.ema.update(self.net)
+        lr = self.opt.param_groups[0]["lr"]
+        if self.sch:
+            self.sch.step()
+        return {"loss": float(loss.detach()), "lr": lr}
+
+    @torch.no_grad()
+    def sample(self, cond, generator, sample_cfg=None, keep_steps: list[int] | None = None, return_steps=False):
+        """Guided samples of labels ``cond [B]``; with ``return_steps`` also ``{t: x_t}`` of ``keep_steps``."""
+        from genda.diffusion import sample_ddim, sample_ddpm
+
+        s = sample_cfg or {"sampler": "ddim", "ddim_steps": min(50, self.cfg["T"]), "ddim_eta": 0.0, "guide_w": 2.0}
+        net = self.sampling_net()
+        was = net.training
+        net.eval()
+        shape = (self.meta["channels"], self.meta["img_size"], self.meta["img_size"])
+        try:
+            labels = cond.to(self.device)
+            if s["sampler"] == "ddim":
+                x, inter = sample_ddim(net, self.sched, labels, steps=s["ddim_steps"], eta=s["ddim_eta"],
+                                       guide_w=s["guide_w"], generator=generator, img_shape=shape,
+                                       keep_steps=keep_steps, clip_x0=True)
+            else:
+                x, inter = sample_ddpm(net, self.sched, labels, guide_w=s["guide_w"], generator=generator,
+                                       img_shape=shape, keep_steps=keep_steps)
+        finally:
+            net.train(was)
+        x = x.clamp(-1, 1)
+        return (x, inter) if return_steps else x
+
+    def visited_steps(self, sample_cfg: dict) -> list[int]:
+        """Steps ``t`` the configured sampler passes through, from ``T`` down to 0."""
+        from genda.diffusion import ddim_timesteps
+
+        if sample_cfg["sampler"] == "ddim":
+            return ddim_timesteps(self.sched.T, sample_cfg["ddim_steps"]) + [0]
+        return list(range(self.sched.T, -1, -1))
+
+
+# --------------------------------------------------------------------------- tag cDCGAN (seed 001)
+class TagCDCGANMethod(CondMethod):
+    """Tag-conditioned DCGAN with a matching-aware discriminator; tags ``[B, G]`` long, groups ``meta["tag_dims"]``."""
+
+    def __init__(self, cfg, meta, device, generator, train=True):
+        from genda.models.cdcgan import TagDiscriminator, TagGenerator
+        from genda.models.dcgan import init_dcgan_weights
+
+        super().__init__(cfg, meta, device, generator, train)
+        self.dims = list(meta["tag_dims"])
+        self.G = TagGenerator(cfg["z_dim"], self.dims, cfg["embed_dim"], cfg["ngf"], meta["channels"]).to(device)
+        self.G.apply(init_dcgan_weights)
+        self.D = self.opt_g = self.opt_d = self.sch_g = self.sch_d = None
+        if train:
+            self.D = TagDiscriminator(self.dims, cfg["embed_dim"], cfg["ndf"], meta["channels"]).to(device)
+            self.D.apply(init_dcgan_weights)
+            self.opt_g = make_optimizer(self.G.parameters(), "adam", cfg["lr_g"], betas=cfg["betas"])
+            self.opt_d = make_optimizer(self.D.parameters(), "adam", cfg["lr_d"], betas=cfg["betas"])
+            self.sch_g, self.sch_d = self._schedulers(self.opt_g, self.opt_d)
+            self.ema = EMA(self.G, cfg["ema_decay"]) if cfg["ema_decay"] else None
+        self.batches_per_step = cfg["d_steps"]
+
+    def _modules(self):
+        return {"G": self.G, "D": self.D}
+
+    def _optims(self):
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d, "sch_g": self.sch_g, "sch_d": self.sch_d}
+
+    def sampling_net(self):
+        return self.ema.model if self.ema else self.G
+
+    def training_step(self, batches, step):
+        from genda.models.cdcgan import matching_aware_d_loss, one_hot_tags, random_wrong_tags
+
+        G, D = self.G, self.D
+        G.train(); D.train()
+        for real, tags in batches:
+            B = real.shape[0]
+            right = one_hot_tags(tags, self.dims)
+            wrong = one_hot_tags(random_wrong_tags(tags, self.dims, generator=self.gen), self.dims)
+            other = real[torch.randperm(B, generator=self.gen).to(real.device)]
+            z = sample_z(B, self.cfg["z_dim"], "normal", generator=self.gen).to(self.device)
+            with torch.no_grad():
+                fake = G(z, right)
+            d_loss = matching_aware_d_loss(D, real, fake, right, wrong, other)
+            _opt_step(self.opt_d, d_loss)
+        z = sample_z(B, self.cfg["z_dim"], "normal", generator=self.gen).to(self.device)
+        logits = D(G(z, right), right)
+        g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        _opt_step(self.opt_g, g_loss)
+        if self.ema:
+            self.ema.update(G)
+        for s in (self.sch_g, self.sch_d):
+            if s:
+                s.step()
+        return {"loss_d": float(d_loss.detach()), "loss_g": float(g_loss.detach()),
+                "d_fake": float(torch.sigmoid(logits.detach()).mean()),
+                "lr_d": self.opt_d.param_groups[0]["lr"], "lr_g": self.opt_g.param_groups[0]["lr"]}
+
+    @torch.no_grad()
+    def sample(self, cond, generator, sample_cfg=None):
+        from genda.models.cdcgan import one_hot_tags
+
+        net = self.sampling_net()
+        was = net.training
+        net.eval()
+        try:
+            z = sample_z(len(cond), self.cfg["z_dim"], "normal", generator=generator).to(self.device)
+            return net(z, one_hot_tags(cond.to(self.device), self.dims))
+        finally:
+            net.train(was)
+
+
+_METHODS = {"acgan": ACGANMethod, "attr_acgan": ACGANMethod, "ddpm": DDPMMethod, "tag_cdcgan": TagCDCGANMethod}
+
+
+def build_method(cfg: dict, meta: dict, device: torch.device, generator: torch.Generator | None = None,
+                 train: bool = True) -> CondMethod:
+    """The method named by ``cfg["method"]``; ``train=False`` builds only what sampling needs."""
+    try:
+        cls = _METHODS[cfg["method"]]
+    except KeyError:
+        raise ConfigError(f"unknown conditional method {cfg.get('method')!r}; valid: {', '.join(_METHODS)}") from None
+    return cls(cfg, meta, device, generator if generator is not None else torch.Generator(), train)

@@ -1,0 +1,140 @@
+"""One domain-adaptation trainer for every setting of a source→target pair.
+
+A *setting* names which data a method sees:
+
+=====================  ===================  ==========================  ========================
+setting                method               labelled batch (xs, ys)     unlabelled batch (xt)
+=====================  ===================  ==========================  ========================
+source_only            source_only          source train                —
+target_only            source_only          target train (upper bound)  —
+dann / dsn / ...       same name            source train                target train (no labels)
+=====================  ===================  ==========================  ========================
+
+Optimisation follows DANN (Ganin et al. 2016): SGD (momentum 0.9) with the annealed learning rate
+μ_p = μ0 / (1 + α·p)^β, p = step / steps ∈ [0, 1]; the method itself schedules its GRL λ(p).  Images
+stay on the device as uint8 and are jittered in batches (ColorJitter-like) on the device.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from genda.checkpoint import Checkpointer, load_weights, save_atomic
+from genda.data.augment import color_jitter
+from genda.data.store import BatchStream
+from genda.runtime import fingerprint, seed_everything, to_float_images
+
+SUPERVISED = {"source_only": ("source_only", "source"), "target_only": ("source_only", "target"),
+              "resnet_source_only": ("resnet_source_only", "source")}
+
+
+def setting_plan(setting: str) -> tuple[str, str, bool]:
+    """(method name, which domain is labelled, whether unlabelled target batches are used)."""
+    if setting in SUPERVISED:
+        method, labelled = SUPERVISED[setting]
+        return method, labelled, False
+    return setting, "source", True
+
+
+def annealed(mu0: float, p: float, alpha: float, beta: float) -> float:
+    return mu0 / (1.0 + alpha * p) ** beta
+
+
+def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, seed: int, device: torch.device,
+             ckpt_dir: Path, out_model: Path, tracker=None, progress: bool = True) -> list[dict]:
+    """Train one (pair, setting, seed); `src`/`tgt` are prepared dicts (uint8 x, int64 y)."""
+    from genda.da.methods import build_method
+
+    method_name, labelled, uses_target = setting_plan(setting)
+    gen = seed_everything(seed)
+    model = build_method(method_name, n_classes=10, **options).to(device)
+    lab = src if labelled == "source" else tgt
+    xs_all, ys_all = lab["x_train"].to(device), lab["y_train"].to(device)
+    xt_all = tgt["x_train"].to(device) if uses_target else None
+    s_stream = BatchStream(len(xs_all), da["batch_size"], seed, device)
+    t_stream = BatchStream(len(xt_all), da["batch_size"], seed + 7919, device) if uses_target else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    if da["optimizer"] == "sgd":
+        opt = torch.optim.SGD(params, lr=da["lr"], momentum=da["momentum"], weight_decay=da["weight_decay"])
+    else:
+        opt = torch.optim.Adam(params, lr=da["lr"], weight_decay=da["weight_decay"])
+    steps = da["steps"]
+    ck = Checkpointer(ckpt_dir, da["checkpoint_every"], fingerprint(
+        {"setting": setting, "options": options, "da": da, "seed": seed,
+         "n": [len(xs_all), 0 if xt_all is None else len(xt_all)]}))
+    start, history = 0, []
+    resumed = ck.load(device)
+    if resumed:
+        start, st = resumed
+        model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
+        gen.set_state(st["gen"]); history = list(st["history"])
+        print(f"[train_da] resumed from step {start} ({ck.path})")
+
+    def state() -> dict:
+        return {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "history": history}
+
+    from tqdm import tqdm
+
+    t0 = time.time()
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train_da {setting}", disable=not progress,
+               mininterval=5)
+    for step in bar:
+        p = step / max(1, steps - 1)
+        lr = annealed(da["lr"], p, da["anneal_alpha"], da["anneal_beta"]) if da["lr_anneal"] else da["lr"]
+        for g in opt.param_groups:
+            g["lr"] = lr * g.get("lr_mult", 1.0)
+        model.train()
+        idx = s_stream.indices(step)
+        xs = color_jitter(to_float_images(xs_all[idx]), da["color_jitter"], gen)
+        ys = ys_all[idx]
+        xt = None
+        if uses_target:
+            xt = color_jitter(to_float_images(xt_all[t_stream.indices(step)]), da["color_jitter"], gen)
+        loss, logs = model.training_step(xs, ys, xt, p)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        model.after_optimizer_step()
+        done = step + 1
+        if done % da["log_every"] == 0 or done == steps:
+            row = {"step": done, "loss": float(loss.detach()), "lr": lr, **{k: float(v) for k, v in logs.items()}}
+            history.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if tracker:
+                tracker.log_metrics({f"seed{seed}/{k}": v for k, v in row.items() if k != "step"}, step=done)
+        if ck.due(done) and done < steps:
+            ck.save(done, state())
+    save_atomic({"method": method_name, "options": options, "setting": setting, "seed": seed,
+                 "model": model.state_dict()}, out_model)
+    ck.save(steps, state())
+    if tracker:
+        tracker.log_metrics({f"seed{seed}/train_seconds": time.time() - t0}, step=steps)
+    return history
+
+
+def load_da_model(path: Path, device: torch.device):
+    from genda.da.methods import build_method
+
+    ck = load_weights(path, map_location=device)
+    model = build_method(ck["method"], n_classes=10, **ck["options"]).to(device)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict(model, x_uint8: torch.Tensor, device: torch.device, batch: int = 1000) -> torch.Tensor:
+    """Class predictions (int64 [N]) for uint8 images [N,3,H,W]."""
+    model.eval()
+    out = [model.classify(to_float_images(x_uint8[i:i + batch].to(device))).argmax(1).cpu()
+           for i in range(0, len(x_uint8), batch)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def embed(model, x_uint8: torch.Tensor, device: torch.device, batch: int = 1000) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model.embed(to_float_images(x_uint8[i:i + batch].to(device))).float().cpu()
+                      for i in range(0, len(x_uint8), batch)])

@@ -1,0 +1,193 @@
+"""One unconditional face-GAN trainer for every loss, architecture and training trick.
+
+A method is a set of params (``face_gans.<name>`` over the shared ``gan`` section), never a copied
+trainer.  Per iteration::
+
+    repeat d_steps:  D ← D − ∇ [ L_D(D(aug(x)), D(aug(G(z)))) + λ_gp·GP ]   (skipped while L_D < d_skip_threshold)
+    repeat g_steps:  G ← G − ∇ L_G(D(aug(G(z))))                          (then EMA of G, if enabled)
+
+with L from :class:`genda.losses.gan.GANLoss` (bce | lsgan | wgan_gp | hinge), real/fake targets from
+label smoothing or noisy labels, z from the chosen prior, aug = optional h-flip (real only) and
+DiffAugment (both).  Data stay on the device as uint8; every random draw comes from one seeded CPU
+generator whose state is checkpointed, so an interrupted run resumes bit-for-bit on CPU.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genda.checkpoint import Checkpointer, save_atomic
+from genda.data.store import BatchStream
+from genda.gan_tricks import (EMA, diff_augment, make_optimizer, make_scheduler, random_hflip, real_fake_targets,
+                              sample_z, should_skip_d)
+from genda.losses.gan import GANLoss, gradient_penalty
+from genda.runtime import fingerprint, seed_everything, to_float_images
+
+
+def build_generator(cfg: dict) -> nn.Module:
+    if cfg["arch"] == "stylegan2_lite":
+        from genda.models.stylegan2_lite import StyleGAN2LiteGenerator
+
+        return StyleGAN2LiteGenerator(z_dim=cfg["z_dim"])
+    from genda.models.dcgan import DCGANGenerator, init_dcgan_weights
+
+    g = DCGANGenerator(z_dim=cfg["z_dim"], ngf=cfg["ngf"])
+    g.apply(init_dcgan_weights)
+    return g
+
+
+def build_discriminator(cfg: dict) -> nn.Module:
+    if cfg["arch"] == "stylegan2_lite":
+        from genda.models.stylegan2_lite import StyleGAN2LiteDiscriminator
+
+        return StyleGAN2LiteDiscriminator()
+    from genda.models.dcgan import DCGANDiscriminator, init_dcgan_weights
+
+    d = DCGANDiscriminator(ndf=cfg["ndf"], norm=cfg["d_norm"], spectral=cfg["spectral_norm"])
+    d.apply(init_dcgan_weights)
+    return d
+
+
+def _pair(v):
+    return tuple(v) if v is not None else None
+
+
+def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.device, ckpt_dir: Path,
+              out_model: Path, tracker=None, loss_csv: Path | None = None, progress: bool = True) -> list[dict]:
+    """Train G and D on uint8 images [N,3,H,W]; save G (EMA G if enabled) to `out_model`.
+
+    Returns the loss history (one row per `log_every` iterations)."""
+    gen = seed_everything(seed)
+    G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    opt_g = make_optimizer(G.parameters(), cfg["opt_g"], cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
+    opt_d = make_optimizer(D.parameters(), cfg["opt_d"], cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]))
+    sch_g = make_scheduler(opt_g, cfg["lr_schedule"], cfg["steps"])
+    sch_d = make_scheduler(opt_d, cfg["lr_schedule"], cfg["steps"])
+    loss = GANLoss(cfg["loss"], gp_weight=cfg["gp_weight"])
+    ema = EMA(G, cfg["ema_decay"]) if cfg["ema_decay"] else None
+    x = x_train.to(device)
+    stream = BatchStream(len(x), cfg["batch_size"], seed, device)
+    policy = cfg["diffaugment"]
+    aug = (lambda t: diff_augment(t, policy, generator=gen)) if policy else (lambda t: t)
+
+    ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"],
+                      fingerprint({"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:])}))
+    history: list[dict] = []
+    start = 0
+    resumed = ck.load(device)
+    if resumed:
+        start, st = resumed
+        G.load_state_dict(st["G"]); D.load_state_dict(st["D"])
+        opt_g.load_state_dict(st["opt_g"]); opt_d.load_state_dict(st["opt_d"])
+        if sch_g:
+            sch_g.load_state_dict(st["sch_g"]); sch_d.load_state_dict(st["sch_d"])
+        if ema:
+            ema.load_state_dict(st["ema"])
+        gen.set_state(st["gen"])
+        history = list(st["history"])
+        print(f"[train_gan] resumed from step {start} ({ck.path})")
+
+    def state() -> dict:
+        return {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                "sch_g": sch_g.state_dict() if sch_g else {}, "sch_d": sch_d.state_dict() if sch_d else {},
+                "ema": ema.state_dict() if ema else {}, "gen": gen.get_state(), "history": history}
+
+    bs, zd = stream.batch_size, cfg["z_dim"]
+    last_d = float("inf")
+    t0 = time.time()
+    from tqdm import tqdm
+
+    bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc="train_gan",
+               disable=not progress, mininterval=5)
+    for step in bar:
+        G.train(); D.train()
+        skipped = 0
+        for k in range(cfg["d_steps"]):
+            real = to_float_images(x[stream.indices(step * cfg["d_steps"] + k)])
+            if cfg["hflip"]:
+                real = random_hflip(real, generator=gen)
+            z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
+            with torch.no_grad():
+                fake = G(z)
+            rt, ft = real_fake_targets(bs, smoothing=cfg["label_smoothing"], noisy_real=_pair(cfg["noisy_real"]),
+                                       noisy_fake=_pair(cfg["noisy_fake"]), generator=gen)
+            d_real, d_fake = D(aug(real)), D(aug(fake))
+            d_loss = loss.d_loss(d_real, d_fake, rt.to(device) if torch.is_tensor(rt) else rt,
+                                 ft.to(device) if torch.is_tensor(ft) else ft)
+            if loss.needs_gradient_penalty:
+                d_loss = d_loss + cfg["gp_weight"] * gradient_penalty(D, real, fake, generator=gen)
+            last_d = float(d_loss.detach())
+            if should_skip_d(last_d, cfg["d_skip_threshold"]):
+                skipped += 1
+                continue
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        for _ in range(cfg["g_steps"]):
+            z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
+            g_loss = loss.g_loss(D(aug(G(z))))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            if ema:
+                ema.update(G)
+        if sch_g:
+            sch_g.step(); sch_d.step()
+        done = step + 1
+        if done % cfg["log_every"] == 0 or done == cfg["steps"]:
+            row = {"step": done, "loss_d": last_d, "loss_g": float(g_loss.detach()),
+                   "d_real": float(d_real.detach().mean()), "d_fake": float(d_fake.detach().mean()),
+                   "d_skipped": skipped, "lr_d": opt_d.param_groups[0]["lr"], "lr_g": opt_g.param_groups[0]["lr"]}
+            history.append(row)
+            bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}")
+            if tracker:
+                tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=done)
+        if ck.due(done) and done < cfg["steps"]:
+            ck.save(done, state())
+    final = ema.model if ema else G
+    save_atomic({"G": final.state_dict(), "cfg": cfg, "steps": cfg["steps"], "seed": seed}, out_model)
+    ck.save(cfg["steps"], state())
+    if loss_csv:
+        write_history(history, loss_csv)
+    if tracker:
+        tracker.log_metrics({"train_seconds": time.time() - t0}, step=cfg["steps"])
+    return history
+
+
+def write_history(history: list[dict], path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not history:
+        path.write_text("step\n")
+        return
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+
+
+def load_generator(path: Path, device: torch.device) -> tuple[nn.Module, dict]:
+    from genda.checkpoint import load_weights
+
+    ck = load_weights(path, map_location=device)
+    G = build_generator(ck["cfg"]).to(device)
+    G.load_state_dict(ck["G"])
+    G.eval()
+    return G, ck["cfg"]
+
+
+@torch.no_grad()
+def generate(G: nn.Module, cfg: dict, n: int, seed: int, device: torch.device, batch: int = 250) -> torch.Tensor:
+    """n images as uint8 [n,3,H,W] from z drawn with a fixed-seed CPU generator (same on CPU/GPU)."""
+    from genda.runtime import to_uint8_images
+
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, n, batch):
+        z = sample_z(min(batch, n - i), cfg["z_dim"], cfg["z_prior"], generator=g).to(device)
+        out.append(to_uint8_images(G(z)).cpu())
+    return torch.cat(out)

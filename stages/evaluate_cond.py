@@ -1,0 +1,27 @@
+"""Stage `evaluate_cond@<name>`: classifier accuracy (digits: overall and per class; attr_acgan: attribute)
+and FID/KID (faces also IS and face rate) of the conditional samples -> metrics/cond/<name>.json."""
+import sys
+from pathlib import Path
+
+from genda import stage
+from genda.config import load_params
+from genda.tracking import Tracker
+from genda.train.conditional import evaluate_samples
+
+
+def main() -> None:
+    name = sys.argv[1]
+    params = load_params()
+    with Tracker(f"evaluate_cond@{name}", params={"name": name, **params["evaluate"]}) as tr:
+        m = evaluate_samples(Path(f"samples/cond/{name}"), params["evaluate"], params["classifier"],
+                             seed=params["seed"])
+        stage.write_json(m, Path(f"metrics/cond/{name}.json"))
+        tr.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        tr.set_tags({"fid_extractor": m.get("extractor", "")})
+        tr.log_artifact(f"samples/cond/{name}/grid.png")
+    print("[evaluate_cond] " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                         for k, v in m.items() if not isinstance(v, dict)))
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,14 @@
+"""Stage `prepare`: dataset source -> compact uint8/int64 tensors under data/prepared/."""
+from genda import stage
+from genda.config import load_params, resolve_path
+from genda.data.prepare import prepare_all
+
+
+def main() -> None:
+    params = load_params()
+    d = params["data"]
+    prepare_all(d, root=str(resolve_path(d["root"])), seed=params["seed"])
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,24 @@
+"""Stage `sample_cond@<name>`: fixed-seed conditional samples in the course format (params: cond_sample).
+
+Digits: samples/cond/<name>/images/{digit}_{nnn}.png (n_per_class per digit) + grid.png (a row per digit),
+ddpm also reverse.png; attr_acgan: off/on pairs from the same z; tag_cdcgan: every tag combination."""
+import sys
+from pathlib import Path
+
+from genda import stage
+from genda.config import load_params
+from genda.runtime import get_device
+from genda.train.conditional import load_cond_model, write_samples
+
+
+def main() -> None:
+    name = sys.argv[1]
+    params = load_params()
+    method, _, meta = load_cond_model(Path(f"models/cond/{name}/model.pt"), get_device())
+    out = Path(f"samples/cond/{name}")
+    info = write_samples(method, meta, params["cond_sample"], out)
+    print(f"[sample_cond] {info['n_images']} images -> {out}/images, grid -> {out}/grid.png")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,26 @@
+"""Stage `sample_gan@<name>`: 1000 fixed-seed face PNGs (course format) and a grid of the first 32."""
+import sys
+from pathlib import Path
+
+from genda import stage
+from genda.config import load_params
+from genda.images import save_grid, save_pngs
+from genda.runtime import get_device
+from genda.train.gan import generate, load_generator
+
+
+def main() -> None:
+    name = sys.argv[1]
+    params = load_params()
+    s = params["sample"]
+    device = get_device()
+    G, cfg = load_generator(Path(f"models/gan/{name}/generator.pt"), device)
+    images = generate(G, cfg, s["n_images"], s["seed"], device)
+    out = Path(f"samples/gan/{name}")
+    save_pngs(images, out / "images")
+    save_grid(images[: s["grid"]], out / "grid.png")
+    print(f"[sample_gan] {len(images)} images -> {out}/images, grid -> {out}/grid.png")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,34 @@
+"""Stage `train_classifier`: the digit classifier that scores generated digits (params: classifier).
+
+Trained on the real prepared train split of `classifier.domain`; its real test accuracy, the ceiling of
+any generated-digit accuracy, goes to metrics/classifier.json."""
+from pathlib import Path
+
+from genda import stage
+from genda.config import load_params
+from genda.data.store import digits_path, load_prepared
+from genda.metrics.digit_classifier import accuracy_report, predict, train_classifier
+from genda.runtime import get_device
+from genda.tracking import Tracker
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params["classifier"]
+    domain = cfg["domain"]
+    data = load_prepared(digits_path(domain), "digits")
+    device = get_device()
+    with Tracker("train_classifier", params={**cfg, "seed": params["seed"]}) as tr:
+        model, _ = train_classifier(cfg, data["x_train"], data["y_train"], n_classes=10, seed=params["seed"],
+                                    device=device, ckpt_dir=Path(f"checkpoints/classifier/{domain}"),
+                                    out_model=Path(f"models/classifier/{domain}.pt"), tracker=tr)
+        rep = accuracy_report(predict(model, data["x_test"], device), data["y_test"], 10)
+        m = {"domain": domain, "test_acc": rep["accuracy"], "per_class_test_acc": rep["per_class"],
+             "n_test": rep["n"], "steps": cfg["steps"]}
+        stage.write_json(m, Path("metrics/classifier.json"))
+        tr.log_metrics({"test_acc": rep["accuracy"]}, step=cfg["steps"])
+    print(f"[train_classifier] {domain}: real test accuracy {rep['accuracy']:.4f} on {rep['n']} images")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,28 @@
+"""Stage `train_da@<pair>-<setting>`: train one DA setting on one source-target pair, for every seed in da.seeds."""
+import sys
+from pathlib import Path
+
+from genda import stage
+from genda.config import da_setting_config, load_params
+from genda.data.store import digits_path, load_prepared
+from genda.runtime import get_device
+from genda.tracking import Tracker
+from genda.train.da import train_da
+
+
+def main() -> None:
+    pair, setting = sys.argv[1], sys.argv[2]
+    params = load_params()
+    da, options = da_setting_config(params, setting)
+    src_name, tgt_name = pair.split("-")
+    src, tgt = load_prepared(digits_path(src_name)), load_prepared(digits_path(tgt_name))
+    device = get_device()
+    with Tracker(f"train_da@{pair}-{setting}", params={"pair": pair, "setting": setting, **da, **options}) as tr:
+        for seed in da["seeds"]:
+            train_da(setting, options, da, src, tgt, seed=seed, device=device,
+                     ckpt_dir=Path(f"checkpoints/da/{pair}/{setting}/seed{seed}"),
+                     out_model=Path(f"models/da/{pair}/{setting}/seed{seed}.pt"), tracker=tr)
+
+
+if __name__ == "__main__":
+    stage.run(main)

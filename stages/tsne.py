@@ -1,0 +1,25 @@
+"""Stage `tsne@<pair>`: t-SNE of test features of every DA setting, coloured by class and by domain."""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from genda import stage
+from genda.config import load_params
+from genda.plots import tsne_2d, tsne_figure
+
+
+def main() -> None:
+    pair = sys.argv[1]
+    params = load_params()
+    src, tgt = pair.split("-")
+    for setting in params["da"]["settings"]:
+        f = np.load(Path(f"features/da/{pair}/{setting}.npz"))
+        emb = tsne_2d(f["features"], seed=params["seed"])
+        out = tsne_figure(emb, f["labels"], f["domains"], f"{pair} {setting}", Path(f"plots/tsne/{pair}/{setting}.png"),
+                          domain_names=(f"{src} (source)", f"{tgt} (target)"))
+        print(f"[tsne] {out}")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,322 @@
+"""Conditional generation (issue 3) through the real stage scripts on a tiny project (CPU, ~1 min).
+
+Stages run in-process (``runpy`` with the project as cwd, so no interpreter start-up per stage) on
+prepared files built from the embedded data: all of mnistm (the classifier must learn something) and
+160/40 faces.  Every method is trained a few steps at toy width, sampled and evaluated."""
+from __future__ import annotations
+
+import copy
+import json
+import runpy
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+import genda.config  # noqa: F401  (first: config.py merges the conditional sections into SCHEMA)
+from conftest import ROOT, real_params, shrink
+from genda.config import validate
+from genda.config_cond import COND_FIELDS, cond_config
+from genda.data.store import digits_path, faces_path, load_prepared, save_prepared
+from genda.errors import ConfigError, DataError
+from genda.train import conditional
+from genda.train.conditional import load_cond_data, parse_label, train_cond
+
+# The sections params.yaml gets for conditional generation; used only while the project's params.yaml
+# lacks them (the real file wins as soon as it has them).
+_SECTIONS = yaml.safe_load("""
+classifier: {domain: mnistm, steps: 1500, batch_size: 128, lr: 2.0e-3, weight_decay: 5.0e-4, width: 32,
+             max_shift: 0.08, max_rotate: 12.0, max_scale: 0.1, color_jitter: 0.3, checkpoint_every: 500,
+             log_every: 50, attr_steps: 300}
+cond: {domain: mnistm, steps: 2000, batch_size: 64, checkpoint_every: 250, log_every: 25, lr_schedule: none,
+       ema_decay: null, loss: bce, lr_d: 2.0e-4, lr_g: 2.0e-4, betas: [0.5, 0.999], z_dim: 100, ngf: 64,
+       ndf: 64, d_norm: batch, dropout: 0.25, d_steps: 1, gp_weight: 10.0, aux_weight: 1.0, attribute: Bright,
+       embed_dim: 128, tag_source: faces, synthetic_tag_dims: [4, 3], lr: 3.0e-4, n_feat: 128, T: 400,
+       beta_start: 1.0e-4, beta_end: 0.02, p_uncond: 0.1}
+cond_gens: {acgan: {method: acgan}, ddpm: {method: ddpm, lr_schedule: linear},
+            attr_acgan: {method: attr_acgan, batch_size: 32}, tag_cdcgan: {method: tag_cdcgan, batch_size: 32}}
+cond_sample: {n_per_class: 100, n_images: 1000, seed: 2024, grid_per_class: 10, batch_size: 500, guide_w: 2.0,
+              sampler: ddim, ddim_steps: 50, ddim_eta: 0.0, reverse_frames: 6}
+""")
+
+DIGIT_SIZE, FACE_SIZE, PAD = 28, 64, 2  # save_grid pads 2 px
+
+
+def cond_params() -> dict:
+    """The real params (+ the conditional sections if not merged yet), shrunk to CPU-seconds."""
+    p = shrink(real_params())
+    for k, v in copy.deepcopy(_SECTIONS).items():
+        p.setdefault(k, v)
+    p["classifier"].update(steps=250, batch_size=64, width=16, lr=3e-3, checkpoint_every=100, log_every=50,
+                           attr_steps=40)
+    p["cond"].update(steps=4, batch_size=8, checkpoint_every=2, log_every=1, z_dim=16, ngf=8, ndf=8, embed_dim=16,
+                     n_feat=16, T=20)
+    p["cond_sample"].update(n_per_class=3, n_images=12, grid_per_class=2, batch_size=50, ddim_steps=5)
+    return p
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A project folder with params.yaml and prepared embedded data (mnistm, 160/40 faces)."""
+    from genda.data.embedded import embedded_digits, embedded_faces
+
+    proj = tmp_path_factory.mktemp("cond") / "proj"
+    proj.mkdir()
+    (proj / "params.yaml").write_text(yaml.safe_dump(cond_params(), sort_keys=False))
+    xtr, ytr, xte, yte, desc = embedded_digits("mnistm", size=DIGIT_SIZE, seed=0)
+    save_prepared({"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, "description": desc},
+                  digits_path("mnistm", proj))
+    ftr, fte, atr, ate, names, desc = embedded_faces(size=FACE_SIZE, seed=0)
+    save_prepared({"x_train": ftr[:160].clone(), "x_test": fte[:40].clone(), "attrs_train": atr[:160].clone(),
+                   "attrs_test": ate[:40].clone(), "attr_names": names, "description": desc}, faces_path(proj))
+    return proj
+
+
+def run_stage(proj: Path, script: str, *args: str, params: Path | None = None) -> None:
+    """Run stages/<script> as `python stages/<script> args` would, in this process, with cwd = proj."""
+    with pytest.MonkeyPatch.context() as m:
+        m.chdir(proj)
+        m.setattr(sys, "argv", [script, *args])
+        m.setenv("GENDA_ROOT", str(proj))
+        m.setenv("GENDA_DEVICE", "cpu")
+        m.setenv("GENDA_MLFLOW", "0")
+        if params:
+            m.setenv("GENDA_PARAMS", str(params))
+        else:
+            m.delenv("GENDA_PARAMS", raising=False)
+        runpy.run_path(str(ROOT / "stages" / script), run_name="__main__")
+
+
+@pytest.fixture(scope="module")
+def classifier(project) -> dict:
+    run_stage(project, "train_classifier.py")
+    return json.loads((project / "metrics/classifier.json").read_text())
+
+
+def _size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size  # (width, height)
+
+
+def _grid(rows: int, cols: int, side: int) -> tuple[int, int]:
+    return cols * (side + PAD) + PAD, rows * (side + PAD) + PAD
+
+
+# --------------------------------------------------------------------------- params
+def test_sections_validate_and_merge_with_overrides():
+    p = cond_params()
+    assert set(COND_FIELDS) == {"classifier", "cond", "cond_gens", "cond_sample"}
+    validate(p, base=ROOT)
+    cfg = cond_config(p, "ddpm")
+    assert cfg["method"] == "ddpm" and cfg["lr_schedule"] == "linear" and cfg["T"] == 20
+    assert cond_config(p, "attr_acgan")["batch_size"] == 32 and p["cond"]["batch_size"] == 8
+
+    def bad(mutate) -> str:
+        q = cond_params()
+        mutate(q)
+        with pytest.raises(ConfigError) as e:
+            validate(q, base=ROOT)
+            cond_config(q, "acgan")
+        return str(e.value)
+
+    assert "'cond_gens.acgan.lrd'" in bad(lambda q: q["cond_gens"]["acgan"].update(lrd=1e-3))
+    assert "ddpm" in bad(lambda q: q["cond_gens"]["acgan"].update(method="vae"))
+    assert "needs a 'method'" in bad(lambda q: q["cond_gens"].update(mine={"steps": 3}))
+    assert "d_norm" in bad(lambda q: q["cond_gens"]["acgan"].update(loss="wgan_gp"))
+    assert "'classifier.domain'" in bad(lambda q: q["classifier"].update(domain="cifar"))
+    assert "'cond.betas'" in bad(lambda q: q["cond"].update(betas=[0.5]))
+    with pytest.raises(ConfigError, match="unknown conditional generator 'nope'"):
+        cond_config(p, "nope")
+
+
+# --------------------------------------------------------------------------- classifier
+def test_classifier_learns_real_digits(project, classifier):
+    assert classifier["domain"] == "mnistm" and classifier["n_test"] == 359
+    assert classifier["test_acc"] > 0.5, classifier  # 10 classes: chance is 0.1
+    assert len(classifier["per_class_test_acc"]) == 10
+    assert (project / "models/classifier/mnistm.pt").exists()
+    assert (project / "checkpoints/classifier/mnistm/last.pt").exists()
+
+
+# --------------------------------------------------------------------------- digits: acgan, ddpm
+@pytest.mark.parametrize("name", ["acgan", "ddpm"])
+def test_digit_method_trains_samples_and_evaluates(project, classifier, name):
+    run_stage(project, "train_cond.py", name)
+    losses = (project / f"metrics/cond/{name}/losses.csv").read_text().splitlines()
+    assert losses[0].startswith("step,") and len(losses) == 1 + 4  # log_every 1, 4 steps
+    run_stage(project, "sample_cond.py", name)
+    out = project / f"samples/cond/{name}"
+    files = sorted(p.name for p in (out / "images").glob("*.png"))
+    assert files == sorted(f"{d}_{k:03d}.png" for d in range(10) for k in (1, 2, 3))
+    assert _size(out / "images/0_001.png") == (DIGIT_SIZE, DIGIT_SIZE)
+    assert _size(out / "grid.png") == _grid(10, 2, DIGIT_SIZE)  # one row per digit
+    if name == "ddpm":
+        assert _size(out / "reverse.png") == _grid(1, 6, DIGIT_SIZE)
+        steps = json.loads((out / "meta.json").read_text())["reverse_steps"]
+        assert steps[0] == 20 and steps[-1] == 0 and len(steps) == 6 and steps == sorted(steps, reverse=True)
+    else:
+        assert not (out / "reverse.png").exists()
+        # fixed seed: sampling again gives the same bytes
+        before = (out / "images/7_002.png").read_bytes()
+        run_stage(project, "sample_cond.py", name)
+        assert (out / "images/7_002.png").read_bytes() == before
+    run_stage(project, "evaluate_cond.py", name)
+    m = json.loads((project / f"metrics/cond/{name}.json").read_text())
+    assert m["n_images"] == 30 and m["domain"] == "mnistm"
+    assert 0.0 <= m["accuracy"] <= 1.0 and set(m["per_class_accuracy"]) == {str(d) for d in range(10)}
+    assert all(0.0 <= v <= 1.0 for v in m["per_class_accuracy"].values())
+    assert abs(sum(m["per_class_accuracy"].values()) / 10 - m["accuracy"]) < 1e-6  # 3 per class
+    assert m["classifier_real_acc"] == classifier["test_acc"]
+    assert m["fid"] > 0 and "kid_mean" in m and m["extractor"] and m["n_reference"] == 359
+
+
+# --------------------------------------------------------------------------- faces: attr_acgan, tag_cdcgan
+def test_attr_acgan_pairs_and_attribute_accuracy(project):
+    run_stage(project, "train_cond.py", "attr_acgan")
+    run_stage(project, "sample_cond.py", "attr_acgan")
+    out = project / "samples/cond/attr_acgan"
+    files = sorted(p.name for p in (out / "images").glob("*.png"))
+    assert files == sorted(f"{c}_{k:03d}.png" for c in (0, 1) for k in range(1, 7))
+    assert _size(out / "grid.png") == _grid(2, 2, FACE_SIZE)  # top row off, bottom row on
+    assert json.loads((out / "meta.json").read_text())["attribute"] == "Bright"
+    run_stage(project, "evaluate_cond.py", "attr_acgan")
+    m = json.loads((project / "metrics/cond/attr_acgan.json").read_text())
+    assert m["n_images"] == 12 and m["fid"] > 0 and m["is_mean"] >= 1.0 and 0.0 <= m["face_rate"] <= 1.0
+    assert 0.0 <= m["attr_accuracy"] <= 1.0 and set(m["attr_per_class_accuracy"]) == {"0", "1"}
+    assert 0.0 <= m["attr_classifier_real_acc"] <= 1.0
+
+
+def test_tag_cdcgan_grid_over_tag_combinations(project):
+    run_stage(project, "train_cond.py", "tag_cdcgan")
+    run_stage(project, "sample_cond.py", "tag_cdcgan")
+    out = project / "samples/cond/tag_cdcgan"
+    assert len(list((out / "images").glob("*.png"))) == 12
+    tags = json.loads((out / "tags.json").read_text())
+    assert len(tags) == 12 and {tuple(t) for t in tags.values()} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["tag_dims"] == [2, 2] and meta["tag_names"] == ["Mirrored", "Bright"]
+    assert meta["grid_tags"] == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert _size(out / "grid.png") == _grid(4, 2, FACE_SIZE)  # one row per combination
+    run_stage(project, "evaluate_cond.py", "tag_cdcgan")
+    m = json.loads((project / "metrics/cond/tag_cdcgan.json").read_text())
+    assert m["n_images"] == 12 and m["fid"] > 0 and "attr_accuracy" not in m
+
+
+def test_synthetic_tag_table(project):
+    p = cond_params()
+    cfg = {**cond_config(p, "tag_cdcgan"), "tag_source": "synthetic", "synthetic_tag_dims": [3, 2]}
+    d = load_cond_data(cfg, "tag_cdcgan", root=project)
+    assert d.meta["tag_dims"] == [3, 2] and d.cond.shape == (160, 2)
+    assert set(d.cond[:, 0].tolist()) == {0, 1, 2} and set(d.cond[:, 1].tolist()) == {0, 1}
+
+
+# --------------------------------------------------------------------------- errors
+def test_unknown_attribute_is_a_config_error(project, tmp_path, capsys):
+    p = cond_params()
+    p["cond_gens"]["attr_acgan"]["attribute"] = "Smiling"
+    pf = tmp_path / "params.yaml"
+    pf.write_text(yaml.safe_dump(p))
+    with pytest.raises(SystemExit) as e:
+        run_stage(project, "train_cond.py", "attr_acgan", params=pf)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "'Smiling'" in err and "Mirrored, Bright" in err and "cond_gens.attr_acgan.attribute" in err
+
+
+def test_faces_without_attribute_table(project, tmp_path):
+    d = load_prepared(faces_path(project), "faces")
+    save_prepared({"x_train": d["x_train"], "x_test": d["x_test"], "attrs_train": None, "attrs_test": None,
+                   "attr_names": [], "description": "no attributes"}, faces_path(tmp_path))
+    p = cond_params()
+    with pytest.raises(ConfigError, match="attribute table"):
+        load_cond_data(cond_config(p, "attr_acgan"), "attr_acgan", root=tmp_path)
+    with pytest.raises(ConfigError, match="tag_source: synthetic"):
+        load_cond_data(cond_config(p, "tag_cdcgan"), "tag_cdcgan", root=tmp_path)
+
+
+def test_bad_sample_file_name_is_a_data_error(tmp_path):
+    assert parse_label("7_042", tmp_path, 10) == 7
+    for stem in ("seven_042", "12_001", "0042"):
+        with pytest.raises(DataError, match=str(tmp_path / f"{stem}.png")):
+            parse_label(stem, tmp_path, 10)
+
+
+# --------------------------------------------------------------------------- resume
+RESUME_CASES = {
+    "acgan": {},
+    "acgan_wgan_gp": {"method": "acgan", "loss": "wgan_gp", "d_norm": "layer", "d_steps": 2, "ema_decay": 0.9},
+    "ddpm": {"lr_schedule": "linear"},
+    "attr_acgan": {},
+    "tag_cdcgan": {},
+}
+
+
+@pytest.mark.parametrize("case", list(RESUME_CASES))
+def test_checkpoint_then_resume_equals_uninterrupted(project, tmp_path, monkeypatch, capsys, case):
+    p = cond_params()
+    base = RESUME_CASES[case].get("method", case)
+    cfg = {**cond_config(p, base), **RESUME_CASES[case], "steps": 6, "checkpoint_every": 2}
+    data = load_cond_data(cfg, base, root=project)
+    data.x, data.cond = data.x[:64], data.cond[:64]
+    kept = tmp_path / "step4.pt"
+    real_save = conditional.Checkpointer.save
+
+    def save_and_keep(self, step, state):
+        real_save(self, step, state)
+        if step == 4:
+            shutil.copy(self.path, kept)
+
+    monkeypatch.setattr(conditional.Checkpointer, "save", save_and_keep)
+    kw = dict(seed=3, device=torch.device("cpu"), progress=False)
+    hist_a = train_cond(cfg, data, ckpt_dir=tmp_path / "a", out_model=tmp_path / "a.pt", **kw)
+    assert kept.exists()
+    (tmp_path / "b").mkdir()
+    shutil.copy(kept, tmp_path / "b/last.pt")  # as if killed after the step-4 checkpoint
+    capsys.readouterr()
+    hist_b = train_cond(cfg, data, ckpt_dir=tmp_path / "b", out_model=tmp_path / "b.pt", **kw)
+    assert "resumed from step 4" in capsys.readouterr().out
+    assert hist_a == hist_b and len(hist_a) == 6
+    wa, wb = torch.load(tmp_path / "a.pt")["weights"]["net"], torch.load(tmp_path / "b.pt")["weights"]["net"]
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"{k} differs after resume"
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(project, tmp_path, capsys):
+    cfg = {**cond_config(cond_params(), "acgan"), "steps": 2, "checkpoint_every": 1}
+    data = load_cond_data(cfg, "acgan", root=project)
+    kw = dict(seed=0, device=torch.device("cpu"), progress=False, ckpt_dir=tmp_path, out_model=tmp_path / "m.pt")
+    train_cond(cfg, data, **kw)
+    train_cond({**cfg, "lr_g": 1e-4}, data, **kw)
+    assert "made with other settings; starting fresh" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- learning signal
+def test_losses_decrease_on_a_toy_problem(project, tmp_path):
+    """DDPM's noise-prediction loss and ACGAN's auxiliary class loss fall within a few dozen steps."""
+    p = cond_params()
+    kw = dict(seed=0, device=torch.device("cpu"), progress=False)
+    cfg = {**cond_config(p, "ddpm"), "steps": 60, "log_every": 1, "batch_size": 16, "lr": 2e-3,
+           "checkpoint_every": 1000}
+    data = load_cond_data(cfg, "ddpm", root=project)
+    data.x, data.cond = data.x[:64], data.cond[:64]
+    h = train_cond(cfg, data, ckpt_dir=tmp_path / "ddpm", out_model=tmp_path / "ddpm.pt", **kw)
+    first, last = [sum(r["loss"] for r in h[s]) / 10 for s in (slice(0, 10), slice(-10, None))]
+    assert last < 0.6 * first, (first, last)
+    cfg = {**cond_config(p, "acgan"), "steps": 60, "log_every": 1, "batch_size": 16, "checkpoint_every": 1000,
+           "lr_d": 1e-3}
+    h = train_cond(cfg, data, ckpt_dir=tmp_path / "acgan", out_model=tmp_path / "acgan.pt", **kw)
+    first, last = [sum(r["d_aux"] for r in h[s]) / 10 for s in (slice(0, 10), slice(-10, None))]
+    assert last < 0.8 * first, (first, last)

@@ -1,0 +1,396 @@
+"""Tests for genda.metrics.fidelity (FID/IS/KID via torch-fidelity) and genda.metrics.facedetect."""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torch_fidelity
+import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from genda.errors import ConfigError, DataError
+from genda.metrics import fidelity
+from genda.metrics.fidelity import (
+    ENV_INCEPTION_WEIGHTS,
+    FALLBACK_NAME,
+    INCEPTION_NAME,
+    ExtractorChoice,
+    RandomCNNExtractor,
+    choose_extractor,
+    compute_fidelity,
+    inception_cache_path,
+    real_floor,
+    register_extractor,
+)
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+def blobs(n: int, seed: int, size: int = 32) -> torch.Tensor:
+    """uint8 [n, 3, size, size] smooth random images with values in [40, 172] (room to shift by 60)."""
+    g = torch.Generator().manual_seed(seed)
+    x = F.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=size, mode="bilinear", align_corners=False)
+    x = x + 0.1 * torch.rand(n, 3, size, size, generator=g)
+    return (40 + 120 * x.clamp(0, 1)).round().to(torch.uint8)
+
+
+def shift(x: torch.Tensor, s: int) -> torch.Tensor:
+    return (x.int() + s).clamp(0, 255).to(torch.uint8)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The matrices here are small: one BLAS / torch thread is faster and far more stable in time on a
+    shared 2-core machine (multi-threaded OpenBLAS eigvals under CPU contention: 0.1 s -> 5 s)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+        limits = threadpool_limits(1)
+    except ImportError:  # only a speed-up
+        limits = contextlib.nullcontext()
+    try:
+        with limits:
+            yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def no_download(*args, **kwargs):
+    raise AssertionError("a download was attempted")
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """No Inception weights anywhere: empty TORCH_HOME / hub dir, no env var, downloads forbidden."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    monkeypatch.delenv(ENV_INCEPTION_WEIGHTS, raising=False)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(tf_inception, "load_state_dict_from_url", no_download)
+    return tmp_path
+
+
+def fallback_layer(layer: str) -> ExtractorChoice:
+    """The fallback extractor with FID/KID on another feature layer ("256" is 10x faster for FID)."""
+    choice = choose_extractor(allow_fallback=True)
+    assert choice.is_fallback
+    choice.extra_kwargs.update(feature_layer_fid=layer, feature_layer_kid=layer)
+    return choice
+
+
+class ChannelMeanExtractor(FeatureExtractorBase):
+    """Tiny test extractor: feature "mean3" = per-channel mean pixel value in [0, 255], [B, 3]."""
+
+    def __init__(self, name, features_list, **kwargs):
+        super().__init__(name, features_list)
+
+    @staticmethod
+    def get_provided_features_list():
+        return ("mean3",)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return "mean3"
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+
+    def forward(self, x):
+        assert x.dtype == torch.uint8
+        return (x.double().mean(dim=(2, 3)).float(),)
+
+
+TINY = "genda-test-chanmean"
+
+
+@pytest.fixture
+def tiny():
+    register_extractor(TINY, ChannelMeanExtractor)
+    return ExtractorChoice(TINY, "none", False)
+
+
+# ----------------------------------------------------------------------------------------------
+# choosing the extractor
+# ----------------------------------------------------------------------------------------------
+def test_fallback_chosen_without_weights_and_recorded(empty_hub):
+    choice = choose_extractor()
+    assert (choice.name, choice.weights, choice.is_fallback) == (FALLBACK_NAME, "random-init(seed=0)", True)
+    assert choice.kwargs() == {"feature_extractor": FALLBACK_NAME}
+    assert FEATURE_EXTRACTORS_REGISTRY[FALLBACK_NAME] is RandomCNNExtractor
+
+    x = blobs(40, seed=1)
+    r = compute_fidelity(x, shift(x, 40), isc=False, fid=False)  # default "2048" feature
+    assert set(r) == {"kid_mean", "kid_std", "kid_subset_size", "n_generated", "n_reference", "extractor",
+                      "extractor_weights", "extractor_is_fallback"}
+    assert r["extractor"] == FALLBACK_NAME and r["extractor_is_fallback"] is True
+    assert r["extractor_weights"] == "random-init(seed=0)"
+    assert (r["n_generated"], r["n_reference"], r["kid_subset_size"]) == (40, 40, 40)
+    assert r["kid_mean"] > 1e-3
+
+
+@pytest.mark.slow  # eigenvalues of a 2048x2048 matrix: ~6 s idle, much more on a loaded 2-core box
+def test_fallback_default_layer_fid_of_identical_sets_is_zero(empty_hub):
+    x = blobs(64, seed=1)
+    r = compute_fidelity(x, x, isc=False, kid=False)
+    assert r["extractor"] == FALLBACK_NAME and abs(r["fid"]) < 1e-3
+
+
+def test_no_fallback_without_weights_explains_where(empty_hub):
+    with pytest.raises(DataError) as e:
+        choose_extractor(allow_fallback=False)
+    msg = str(e.value)
+    assert ENV_INCEPTION_WEIGHTS in msg and inception_cache_path() in msg and "inception_weights" in msg
+    with pytest.raises(DataError):
+        compute_fidelity(blobs(4, 0), blobs(4, 1), allow_fallback=False)
+
+
+def test_missing_explicit_weights_path_names_it(empty_hub):
+    bad = str(empty_hub / "nowhere" / "inception.pth")
+    with pytest.raises(DataError, match="nowhere/inception.pth"):
+        choose_extractor(bad)
+    with pytest.raises(DataError, match="nowhere/inception.pth"):
+        compute_fidelity(blobs(4, 0), blobs(4, 1), inception_weights=bad)
+
+
+def test_env_var_weights(empty_hub, monkeypatch):
+    missing = str(empty_hub / "missing.pth")
+    monkeypatch.setenv(ENV_INCEPTION_WEIGHTS, missing)
+    with pytest.raises(DataError, match="missing.pth"):
+        choose_extractor()
+    present = empty_hub / "inc.pth"
+    present.write_bytes(b"x")
+    monkeypatch.setenv(ENV_INCEPTION_WEIGHTS, str(present))
+    c = choose_extractor(allow_fallback=False)
+    assert (c.name, c.weights, c.is_fallback) == (INCEPTION_NAME, str(present), False)
+    assert c.kwargs() == {"feature_extractor": INCEPTION_NAME, "feature_extractor_weights_path": str(present)}
+    # the explicit argument wins over the env var
+    other = empty_hub / "other.pth"
+    other.write_bytes(b"x")
+    assert choose_extractor(str(other)).weights == str(other)
+
+
+def test_hub_cache_weights_used_only_when_present(empty_hub):
+    path = inception_cache_path()
+    assert path == f"{torch.hub.get_dir()}/checkpoints/{INCEPTION_FILE}"
+    assert path.startswith(str(empty_hub / "torch_home"))
+    assert tf_inception.URL_INCEPTION_V3.endswith("/" + INCEPTION_FILE)
+    assert choose_extractor().is_fallback
+    (empty_hub / "torch_home" / "hub" / "checkpoints").mkdir(parents=True)
+    open(path, "wb").close()
+    c = choose_extractor(allow_fallback=False)
+    assert (c.name, c.weights, c.is_fallback) == (INCEPTION_NAME, path, False)
+    assert c.kwargs()["feature_extractor_weights_path"] == path  # explicit path: never a download
+
+
+def test_registration_idempotent_and_conflict():
+    assert register_extractor(FALLBACK_NAME, RandomCNNExtractor) == FALLBACK_NAME
+    assert register_extractor(FALLBACK_NAME, RandomCNNExtractor) == FALLBACK_NAME
+    assert FEATURE_EXTRACTORS_REGISTRY[FALLBACK_NAME] is RandomCNNExtractor
+
+    class Other(ChannelMeanExtractor):
+        pass
+
+    with pytest.raises(ConfigError, match=FALLBACK_NAME):
+        register_extractor(FALLBACK_NAME, Other)
+    assert FEATURE_EXTRACTORS_REGISTRY[FALLBACK_NAME] is RandomCNNExtractor
+
+
+# ----------------------------------------------------------------------------------------------
+# the fallback extractor
+# ----------------------------------------------------------------------------------------------
+def test_fallback_extractor_deterministic_shapes_and_global_rng_untouched():
+    state = torch.random.get_rng_state()
+    a = RandomCNNExtractor(FALLBACK_NAME, ["256", "2048", "logits_unbiased"])
+    b = RandomCNNExtractor(FALLBACK_NAME, ["256", "2048", "logits_unbiased"])
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    x = blobs(5, seed=3, size=28)  # any size: resized to 64x64 inside
+    f256, f2048, logits = a(x)
+    assert f256.shape == (5, 256) and f2048.shape == (5, 2048) and logits.shape == (5, 1008)
+    assert f2048.dtype == torch.float32 and (f2048 >= 0).all()
+    for u, v in zip((f256, f2048, logits), b(x)):
+        assert torch.equal(u, v)
+    assert not any(p.requires_grad for p in a.parameters())
+    with pytest.raises(ValueError):
+        a(x.float())
+
+
+def test_fid_kid_grow_with_perturbation(empty_hub):
+    x = blobs(48, seed=0)
+    choice = fallback_layer("256")
+    res = [compute_fidelity(shift(x, s), x, isc=False, extractor=choice) for s in (0, 20, 60)]
+    fids = [r["fid"] for r in res]
+    kids = [r["kid_mean"] for r in res]
+    assert abs(fids[0]) < 1e-3
+    assert fids[0] < fids[1] < fids[2] and fids[1] > 0.1
+    assert abs(kids[0]) < 1e-3 and kids[0] < kids[1] < kids[2] and kids[2] > 10 * abs(kids[0])
+    # a different sample of the same distribution sits between x and the shifted sets
+    other = compute_fidelity(blobs(48, seed=5), x, isc=False, kid=False, extractor=choice)["fid"]
+    assert fids[0] < other < fids[2]
+
+
+def test_determinism_two_calls_identical(empty_hub):
+    a, b = blobs(40, seed=1), blobs(32, seed=2)
+    r1 = compute_fidelity(a, b, extractor=fallback_layer("256"))
+    r2 = compute_fidelity(a, b, extractor=fallback_layer("256"))
+    assert r1 == r2
+    assert r1["kid_subset_size"] == 32  # clipped to min(N, M)
+    assert (r1["n_generated"], r1["n_reference"]) == (40, 32)
+
+
+def test_inception_score_properties(empty_hub):
+    diverse = compute_fidelity(blobs(60, seed=4), None, fid=False, kid=False)
+    assert set(diverse) == {"is_mean", "is_std", "n_generated", "n_reference", "extractor",
+                            "extractor_weights", "extractor_is_fallback"}
+    assert np.isfinite(diverse["is_mean"]) and np.isfinite(diverse["is_std"])
+    assert diverse["is_mean"] >= 1.0 and diverse["is_std"] >= 0.0
+    same = compute_fidelity(blobs(1, seed=4).expand(60, -1, -1, -1), None, fid=False, kid=False)
+    assert same["is_mean"] == pytest.approx(1.0, abs=1e-9)  # p(y|x) = p(y): KL = 0
+    assert diverse["is_mean"] > same["is_mean"] + 0.2
+
+
+# ----------------------------------------------------------------------------------------------
+# a custom registered extractor: exact numbers
+# ----------------------------------------------------------------------------------------------
+def test_custom_extractor_fid_is_exact_mean_shift(tiny):
+    x = blobs(64, seed=7)
+    r = compute_fidelity(shift(x, 20), x, isc=False, extractor=tiny)
+    assert r["extractor"] == TINY and r["extractor_is_fallback"] is False and r["extractor_weights"] == "none"
+    # features shift by exactly 20 in each of 3 channels, covariances identical: FID = 3 * 20^2
+    assert r["fid"] == pytest.approx(1200.0, rel=1e-5)
+    assert r["kid_mean"] > 0
+    assert abs(compute_fidelity(x, x, isc=False, kid=False, extractor=tiny)["fid"]) < 1e-6
+
+
+def test_gray_input_is_repeated_to_rgb(tiny):
+    g = blobs(16, seed=8)[:, :1]
+    r_gray = compute_fidelity(g, shift(g, 10), isc=False, kid=False, extractor=tiny)
+    r_rgb = compute_fidelity(g.repeat(1, 3, 1, 1), shift(g, 10).repeat(1, 3, 1, 1), isc=False, kid=False,
+                             extractor=tiny)
+    assert r_gray["fid"] == pytest.approx(r_rgb["fid"]) and r_gray["fid"] == pytest.approx(300.0, rel=1e-5)
+
+
+def test_real_floor_is_compute_fidelity_of_two_real_sets(tiny):
+    a, b = blobs(40, seed=9), blobs(40, seed=10)
+    floor = real_floor(a, b, isc=False, extractor=tiny)
+    assert floor == compute_fidelity(a, b, isc=False, extractor=tiny)
+    assert floor["fid"] > 0
+
+
+def test_bad_inputs(tiny):
+    x = blobs(8, seed=0)
+    with pytest.raises(DataError, match="uint8"):
+        compute_fidelity(x.float(), x, extractor=tiny)
+    with pytest.raises(DataError, match="reference"):
+        compute_fidelity(x, x[:, 0], extractor=tiny)
+    with pytest.raises(DataError, match="reference"):
+        compute_fidelity(x, None, extractor=tiny)
+    with pytest.raises(DataError, match="at least 2"):
+        compute_fidelity(x[:1], x, extractor=tiny)
+    with pytest.raises(ConfigError):
+        compute_fidelity(x, x, fid=False, isc=False, kid=False, extractor=tiny)
+    with pytest.raises(ConfigError):
+        compute_fidelity(x, x, device="tpu", extractor=tiny)
+
+
+def _random_inception_weights(path) -> str:
+    """A randomly initialised torch-fidelity InceptionV3 state dict saved at ``path`` (no download)."""
+    class NoLoad(tf_inception.FeatureExtractorInceptionV3):
+        def load_state_dict(self, *args, **kwargs):
+            return None
+
+    empty = str(path) + ".empty"
+    torch.save({}, empty)
+    torch.manual_seed(0)
+    torch.save(NoLoad(INCEPTION_NAME, ["2048"], feature_extractor_weights_path=empty).state_dict(), path)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_inception_path_with_explicit_weights_never_downloads(empty_hub):
+    weights = _random_inception_weights(empty_hub / "inception.pth")
+    x = blobs(12, seed=11)
+    r = compute_fidelity(x, shift(x, 30), fid=False, inception_weights=weights, batch_size=12)
+    assert r["extractor"] == INCEPTION_NAME and r["extractor_weights"] == weights
+    assert r["extractor_is_fallback"] is False
+    assert np.isfinite(r["is_mean"]) and r["is_mean"] >= 1.0 - 1e-9 and np.isfinite(r["kid_mean"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(empty_hub):
+    a, b = blobs(64, seed=1), blobs(64, seed=2)
+    cpu = compute_fidelity(a, b, extractor=fallback_layer("256"))
+    gpu = compute_fidelity(a.cuda(), b.cuda(), device="cuda", extractor=fallback_layer("256"))
+    assert gpu["fid"] == pytest.approx(cpu["fid"], rel=1e-2, abs=1e-3)
+    assert gpu["is_mean"] == pytest.approx(cpu["is_mean"], rel=1e-3)
+    assert gpu["kid_mean"] == pytest.approx(cpu["kid_mean"], rel=1e-2, abs=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# face detection
+# ----------------------------------------------------------------------------------------------
+cv2 = pytest.importorskip("cv2")
+needs_cascade = pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"),
+                                   reason=f"OpenCV {cv2.__version__} has no CascadeClassifier: needs "
+                                          "opencv-python-headless<5")
+from genda.metrics.facedetect import detect_faces, face_detection_rate  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def hopper64() -> torch.Tensor:
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        img = Image.open(f).convert("RGB").resize((64, 64), Image.BILINEAR)
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1).unsqueeze(0).contiguous()  # [1, 3, 64, 64]
+
+
+@needs_cascade
+def test_face_detected_in_portrait(hopper64):
+    r = face_detection_rate(hopper64.expand(3, -1, -1, -1))
+    assert r == {"face_rate": 1.0, "n": 3, "detector": f"opencv-haar-frontalface-default {cv2.__version__}"}
+    # a 64x64 face is too small for the 24x24 cascade without upscaling
+    assert detect_faces(hopper64, upscale=1) == [0]
+
+
+@needs_cascade
+def test_no_face_in_noise_or_flat_gray():
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randint(0, 256, (16, 3, 64, 64), generator=g, dtype=torch.uint8)
+    gray = torch.full((4, 3, 64, 64), 128, dtype=torch.uint8)
+    assert face_detection_rate(noise)["face_rate"] == 0.0
+    assert face_detection_rate(gray)["face_rate"] == 0.0
+
+
+@needs_cascade
+def test_face_rate_is_fraction(hopper64):
+    gray = torch.full((1, 3, 64, 64), 128, dtype=torch.uint8)
+    batch = torch.cat([hopper64, gray, gray, hopper64])
+    r = face_detection_rate(batch)
+    assert r["face_rate"] == 0.5 and r["n"] == 4
+
+
+@needs_cascade
+def test_face_detection_bad_args(hopper64):
+    with pytest.raises(DataError):
+        face_detection_rate(hopper64.float())
+    with pytest.raises(ConfigError):
+        face_detection_rate(hopper64, upscale=0)
+    with pytest.raises(DataError):
+        face_detection_rate(hopper64[:0])

@@ -1,0 +1,107 @@
+"""End to end through real DVC and MLflow on the shrunk real config (marked slow: ~2-3 min on 2 cores)."""
+import json
+import re
+import sqlite3
+
+import pytest
+
+from conftest import make_project, run
+
+pytestmark = pytest.mark.slow
+
+FACE_STAGES = {"train_gan@dcgan", "sample_gan@dcgan", "evaluate_gan@dcgan"}
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from conftest import real_params, shrink
+
+    root = tmp_path_factory.mktemp("pipeline")
+    proj = make_project(root / "proj", shrink(real_params()))
+    run(["dvc", "remote", "add", "-d", "local", str(root / "remote")], proj)
+    out = run(["dvc", "repro"], proj)
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-qm", "repro"], proj)
+    return {"root": root, "proj": proj, "repro_out": out.stdout}
+
+
+def test_repro_writes_metrics_samples_plots_and_report(project):
+    proj = project["proj"]
+    stages = ran_stages(project["repro_out"])
+    assert {"prepare", "report", "tsne@mnistm-usps"} | FACE_STAGES <= stages
+    assert {f"train_da@mnistm-usps-{s}" for s in ("source_only", "dann", "target_only")} <= stages
+    assert len(list((proj / "samples/gan/dcgan/images").glob("*.png"))) == 40
+    assert (proj / "samples/gan/dcgan/grid.png").stat().st_size > 1000
+    m = json.loads((proj / "metrics/gan/dcgan/eval.json").read_text())
+    assert m["fid"] > 0 and m["is_mean"] >= 1.0 and m["extractor"]
+    for s in ("source_only", "dann", "target_only"):
+        d = json.loads((proj / f"metrics/da/mnistm-usps/{s}.json").read_text())
+        assert 0.0 <= d["target_acc"] <= 1.0 and d["n_seeds"] == 1
+    assert (proj / "plots/tsne/mnistm-usps/dann.png").exists()
+    report = (proj / "report/index.md").read_text()
+    assert "| dcgan |" in report and "| mnistm-usps |" in report and "88.3" in report
+    assert "../samples/gan/dcgan/grid.png" in report
+
+
+def test_noop_repro_runs_nothing(project):
+    out = run(["dvc", "repro"], project["proj"]).stdout
+    assert ran_stages(out) == set()
+
+
+def test_push_then_fresh_clone_pull_is_clean(project):
+    proj, root = project["proj"], project["root"]
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-qm", "remote", "--allow-empty"], proj)
+    run(["dvc", "push"], proj)
+    clone = root / "clone"
+    run(["git", "clone", "-q", str(proj), str(clone)], root)
+    run(["dvc", "pull"], clone)
+    status = run(["dvc", "status"], clone).stdout
+    assert "up to date" in status, status
+    assert ran_stages(run(["dvc", "repro"], clone).stdout) == set()
+    assert len(list((clone / "samples/gan/dcgan/images").glob("*.png"))) == 40
+
+
+def test_exp_run_lr_d_reruns_only_the_face_gan(project):
+    proj = project["proj"]
+    before = json.loads((proj / "metrics/gan/dcgan/eval.json").read_text())
+    out = run("dvc exp run -S lr_d=5e-5", proj).stdout
+    stages = ran_stages(out)
+    assert stages == FACE_STAGES | {"report"}, out
+    assert "lr_d: 5.0e-05" in (proj / "params.yaml").read_text() or "lr_d: 5e-05" in (proj / "params.yaml").read_text()
+    after = json.loads((proj / "metrics/gan/dcgan/eval.json").read_text())
+    assert after["fid"] != before["fid"]
+    project["exp_out"] = out
+
+
+def test_metrics_diff_between_commits(project):
+    proj = project["proj"]
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-qm", "lr_d=5e-5"], proj)
+    diff = json.loads(run(["dvc", "metrics", "diff", "HEAD~1", "HEAD", "--json"], proj).stdout)
+    fid = diff["metrics/gan/dcgan/eval.json"]["fid"]
+    assert fid["diff"] != 0 and fid["old"] != fid["new"]
+    assert not any(k.startswith("metrics/da") for k in diff)
+
+
+def test_mlflow_runs_have_params_losses_and_tags(project):
+    proj = project["proj"]
+    con = sqlite3.connect(proj / "mlflow.db")
+    runs = dict(con.execute("select run_uuid, name from runs").fetchall())
+    names = list(runs.values())
+    assert names.count("train_gan@dcgan") == 2 and "evaluate_da@mnistm-usps-dann" in names
+    tags = {}
+    for run_id, key, value in con.execute("select run_uuid, key, value from tags"):
+        tags.setdefault(run_id, {})[key] = value
+    exp_runs = [r for r, n in runs.items() if n == "train_gan@dcgan" and tags[r].get("dvc_exp_name")]
+    assert len(exp_runs) == 1, "the dvc exp run must be tagged with DVC_EXP_NAME"
+    for r, n in runs.items():
+        assert re.fullmatch(r"[0-9a-f]{40}", tags[r]["git_commit"]) and tags[r]["dvc_stage"] == n
+    steps = con.execute("select count(*) from metrics where run_uuid=? and key='loss_d'", (exp_runs[0],)).fetchone()[0]
+    assert steps == 4  # one per step with log_every=1
+    lr = con.execute("select value from params where run_uuid=? and key='lr_d'", (exp_runs[0],)).fetchone()[0]
+    assert float(lr) == 5e-5

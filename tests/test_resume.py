@@ -1,0 +1,73 @@
+"""Training checkpoints periodically and, after kill -9, resumes to the same result as an uninterrupted run."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import ROOT, VENV_BIN, make_project, run
+from genda.checkpoint import load_weights
+
+
+def _prepare(dest, params):
+    make_project(dest, params, git=False)
+    run([sys.executable, "stages/prepare.py"], dest)
+
+
+@pytest.mark.parametrize("kind", ["gan", "da"])
+def test_kill9_then_resume_matches_uninterrupted(tmp_path, tiny_params, kind):
+    p = tiny_params
+    p["gan"].update(steps=300, checkpoint_every=20, batch_size=8)
+    p["da"].update(steps=600, checkpoint_every=40, settings=["dann"])
+    if kind == "gan":
+        cmd, ckpt, model = ["stages/train_gan.py", "dcgan"], "checkpoints/gan/dcgan/last.pt", "models/gan/dcgan/generator.pt"
+    else:
+        cmd = ["stages/train_da.py", "mnistm-usps", "dann"]
+        ckpt, model = "checkpoints/da/mnistm-usps/dann/seed0/last.pt", "models/da/mnistm-usps/dann/seed0.pt"
+    env = {**os.environ, "GENDA_DEVICE": "cpu", "GENDA_MLFLOW": "0", "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+
+    a = tmp_path / "interrupted"
+    _prepare(a, p)
+    proc = subprocess.Popen([sys.executable, *cmd], cwd=a, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while not (a / ckpt).exists():
+        assert proc.poll() is None, "training ended before its first checkpoint: " + proc.stdout.read().decode()[-2000:]
+        assert time.time() < deadline
+        time.sleep(0.02)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (a / model).exists(), "the run finished before it was killed; test proves nothing"
+    step_at_kill = int(load_weights(a / ckpt)["step"])
+    assert 0 < step_at_kill < (300 if kind == "gan" else 600)
+
+    out = run([sys.executable, *cmd], a, env={"GENDA_MLFLOW": "0"}).stdout + ""
+    assert f"resumed from step {step_at_kill}" in out
+
+    b = tmp_path / "straight"
+    _prepare(b, p)
+    out_b = run([sys.executable, *cmd], b, env={"GENDA_MLFLOW": "0"}).stdout
+    assert "resumed" not in out_b
+    wa, wb = load_weights(a / model), load_weights(b / model)
+    key = "G" if kind == "gan" else "model"
+    assert wa[key].keys() == wb[key].keys()
+    for k in wa[key]:
+        assert torch.equal(wa[key][k], wb[key][k]), f"{k} differs after resume"
+
+
+def test_checkpoint_from_other_settings_is_not_resumed(tmp_path, tiny_params):
+    p = tiny_params
+    d = tmp_path / "proj"
+    _prepare(d, p)
+    run([sys.executable, "stages/train_gan.py", "dcgan"], d, env={"GENDA_MLFLOW": "0"})
+    assert (d / "checkpoints/gan/dcgan/last.pt").exists()
+    import yaml
+
+    p["lr_d"] = 1e-4
+    (d / "params.yaml").write_text(yaml.safe_dump(p))
+    out = run([sys.executable, "stages/train_gan.py", "dcgan"], d, env={"GENDA_MLFLOW": "0"}).stdout
+    assert "made with other settings; starting fresh" in out and "resumed" not in out
