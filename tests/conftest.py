@@ -28,6 +28,14 @@ def shrink(params: dict) -> dict:
     p["sample"].update(n_images=40, grid=16)
     p["evaluate"].update(kid_subset_size=20, batch_size=20)
     p["da"].update(pairs=["mnistm-usps"], steps=6, batch_size=32, checkpoint_every=3, log_every=2, tsne_points=40)
+    p["classifier"].update(steps=150, batch_size=32, width=16, lr=3e-3, checkpoint_every=100, log_every=50,
+                           attr_steps=10)
+    tiny = dict(steps=4, batch_size=8, checkpoint_every=2, log_every=1, z_dim=16, ngf=8, ndf=8, embed_dim=16,
+                n_feat=16, T=20)
+    p["cond"].update(tiny)
+    for entry in p["cond_gens"].values():  # per-entry overrides of a shrunk key are shrunk too
+        entry.update({k: v for k, v in tiny.items() if k in entry})
+    p["cond_sample"].update(n_per_class=3, n_images=12, grid_per_class=2, batch_size=50, ddim_steps=5)
     return p
 
 
@@ -68,3 +76,14 @@ def make_project(dest: Path, params: dict, *, git: bool = True) -> Path:
 @pytest.fixture
 def tiny_params() -> dict:
     return shrink(real_params())
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: one intra-op thread is faster and steadier on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

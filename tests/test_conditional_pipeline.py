@@ -5,7 +5,6 @@ prepared files built from the embedded data: all of mnistm (the classifier must 
 160/40 faces.  Every method is trained a few steps at toy width, sampled and evaluated."""
 from __future__ import annotations
 
-import copy
 import json
 import runpy
 import shutil
@@ -20,43 +19,18 @@ from PIL import Image
 import genda.config  # noqa: F401  (first: config.py merges the conditional sections into SCHEMA)
 from conftest import ROOT, real_params, shrink
 from genda.config import validate
-from genda.config_cond import COND_FIELDS, cond_config
+from genda.config_cond import COND_FIELDS, check_sampler, cond_config
 from genda.data.store import digits_path, faces_path, load_prepared, save_prepared
 from genda.errors import ConfigError, DataError
 from genda.train import conditional
 from genda.train.conditional import load_cond_data, parse_label, train_cond
 
-# The sections params.yaml gets for conditional generation; used only while the project's params.yaml
-# lacks them (the real file wins as soon as it has them).
-_SECTIONS = yaml.safe_load("""
-classifier: {domain: mnistm, steps: 1500, batch_size: 128, lr: 2.0e-3, weight_decay: 5.0e-4, width: 32,
-             max_shift: 0.08, max_rotate: 12.0, max_scale: 0.1, color_jitter: 0.3, checkpoint_every: 500,
-             log_every: 50, attr_steps: 300}
-cond: {domain: mnistm, steps: 2000, batch_size: 64, checkpoint_every: 250, log_every: 25, lr_schedule: none,
-       ema_decay: null, loss: bce, lr_d: 2.0e-4, lr_g: 2.0e-4, betas: [0.5, 0.999], z_dim: 100, ngf: 64,
-       ndf: 64, d_norm: batch, dropout: 0.25, d_steps: 1, gp_weight: 10.0, aux_weight: 1.0, attribute: Bright,
-       embed_dim: 128, tag_source: faces, synthetic_tag_dims: [4, 3], lr: 3.0e-4, n_feat: 128, T: 400,
-       beta_start: 1.0e-4, beta_end: 0.02, p_uncond: 0.1}
-cond_gens: {acgan: {method: acgan}, ddpm: {method: ddpm, lr_schedule: linear},
-            attr_acgan: {method: attr_acgan, batch_size: 32}, tag_cdcgan: {method: tag_cdcgan, batch_size: 32}}
-cond_sample: {n_per_class: 100, n_images: 1000, seed: 2024, grid_per_class: 10, batch_size: 500, guide_w: 2.0,
-              sampler: ddim, ddim_steps: 50, ddim_eta: 0.0, reverse_frames: 6}
-""")
-
 DIGIT_SIZE, FACE_SIZE, PAD = 28, 64, 2  # save_grid pads 2 px
 
 
 def cond_params() -> dict:
-    """The real params (+ the conditional sections if not merged yet), shrunk to CPU-seconds."""
-    p = shrink(real_params())
-    for k, v in copy.deepcopy(_SECTIONS).items():
-        p.setdefault(k, v)
-    p["classifier"].update(steps=250, batch_size=64, width=16, lr=3e-3, checkpoint_every=100, log_every=50,
-                           attr_steps=40)
-    p["cond"].update(steps=4, batch_size=8, checkpoint_every=2, log_every=1, z_dim=16, ngf=8, ndf=8, embed_dim=16,
-                     n_feat=16, T=20)
-    p["cond_sample"].update(n_per_class=3, n_images=12, grid_per_class=2, batch_size=50, ddim_steps=5)
-    return p
+    """The real params.yaml, shrunk to CPU-seconds (per-entry overrides of the shrunk keys too)."""
+    return shrink(real_params())
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -105,6 +79,28 @@ def classifier(project) -> dict:
     return json.loads((project / "metrics/classifier.json").read_text())
 
 
+@pytest.fixture
+def stub_fidelity(monkeypatch) -> list[dict]:
+    """FID/IS/KID are tested in test_fidelity.py and cost 5-15 s per call on 2 cores (eigenvalues of a
+    2048x2048 matrix), so most tests record the call and get fixed numbers; the acgan test runs the real one."""
+    from genda.metrics import fidelity
+
+    calls: list[dict] = []
+
+    def fake(generated, reference, *, fid=True, isc=True, kid=True, **kw):
+        calls.append({"gen": tuple(generated.shape), "ref": tuple(reference.shape), "isc": isc, "fid": fid,
+                      "kid": kid, **kw})
+        out = {"fid": 12.5, "kid_mean": 0.01, "kid_std": 0.001, "kid_subset_size": kw["kid_subset_size"],
+               "n_generated": len(generated), "n_reference": len(reference), "extractor": "stub",
+               "extractor_weights": "", "extractor_is_fallback": True}
+        if isc:
+            out.update(is_mean=1.5, is_std=0.1)
+        return out
+
+    monkeypatch.setattr(fidelity, "compute_fidelity", fake)
+    return calls
+
+
 def _size(path: Path) -> tuple[int, int]:
     with Image.open(path) as im:
         return im.size  # (width, height)
@@ -121,7 +117,7 @@ def test_sections_validate_and_merge_with_overrides():
     validate(p, base=ROOT)
     cfg = cond_config(p, "ddpm")
     assert cfg["method"] == "ddpm" and cfg["lr_schedule"] == "linear" and cfg["T"] == 20
-    assert cond_config(p, "attr_acgan")["batch_size"] == 32 and p["cond"]["batch_size"] == 8
+    assert cond_config(p, "attr_acgan")["method"] == "attr_acgan" and cond_config(p, "acgan")["lr_schedule"] == "none"
 
     def bad(mutate) -> str:
         q = cond_params()
@@ -137,8 +133,12 @@ def test_sections_validate_and_merge_with_overrides():
     assert "d_norm" in bad(lambda q: q["cond_gens"]["acgan"].update(loss="wgan_gp"))
     assert "'classifier.domain'" in bad(lambda q: q["classifier"].update(domain="cifar"))
     assert "'cond.betas'" in bad(lambda q: q["cond"].update(betas=[0.5]))
+    assert "'cond_sample.ddim_steps'" in bad(lambda q: q["cond_sample"].update(ddim_steps=51))
     with pytest.raises(ConfigError, match="unknown conditional generator 'nope'"):
         cond_config(p, "nope")
+    with pytest.raises(ConfigError, match="exceeds the model's T = 20"):
+        check_sampler({**p["cond_sample"], "ddim_steps": 21}, 20)
+    check_sampler({**p["cond_sample"], "ddim_steps": 20}, 20)
 
 
 # --------------------------------------------------------------------------- classifier
@@ -151,8 +151,10 @@ def test_classifier_learns_real_digits(project, classifier):
 
 
 # --------------------------------------------------------------------------- digits: acgan, ddpm
-@pytest.mark.parametrize("name", ["acgan", "ddpm"])
-def test_digit_method_trains_samples_and_evaluates(project, classifier, name):
+@pytest.mark.parametrize("name, real_fid", [("acgan", False), ("ddpm", False),
+                                            pytest.param("acgan", True, marks=pytest.mark.slow)])
+def test_digit_method_trains_samples_and_evaluates(project, classifier, request, name, real_fid):
+    calls = None if real_fid else request.getfixturevalue("stub_fidelity")
     run_stage(project, "train_cond.py", name)
     losses = (project / f"metrics/cond/{name}/losses.csv").read_text().splitlines()
     assert losses[0].startswith("step,") and len(losses) == 1 + 4  # log_every 1, 4 steps
@@ -180,10 +182,13 @@ def test_digit_method_trains_samples_and_evaluates(project, classifier, name):
     assert abs(sum(m["per_class_accuracy"].values()) / 10 - m["accuracy"]) < 1e-6  # 3 per class
     assert m["classifier_real_acc"] == classifier["test_acc"]
     assert m["fid"] > 0 and "kid_mean" in m and m["extractor"] and m["n_reference"] == 359
+    if calls is not None:  # FID/KID (no IS) of the 30 samples against the real mnistm test split
+        assert calls == [dict(calls[0], gen=(30, 3, 28, 28), ref=(359, 3, 28, 28), isc=False, fid=True, kid=True)]
+        assert calls[0]["kid_subset_size"] == 20
 
 
 # --------------------------------------------------------------------------- faces: attr_acgan, tag_cdcgan
-def test_attr_acgan_pairs_and_attribute_accuracy(project):
+def test_attr_acgan_pairs_and_attribute_accuracy(project, stub_fidelity):
     run_stage(project, "train_cond.py", "attr_acgan")
     run_stage(project, "sample_cond.py", "attr_acgan")
     out = project / "samples/cond/attr_acgan"
@@ -196,9 +201,11 @@ def test_attr_acgan_pairs_and_attribute_accuracy(project):
     assert m["n_images"] == 12 and m["fid"] > 0 and m["is_mean"] >= 1.0 and 0.0 <= m["face_rate"] <= 1.0
     assert 0.0 <= m["attr_accuracy"] <= 1.0 and set(m["attr_per_class_accuracy"]) == {"0", "1"}
     assert 0.0 <= m["attr_classifier_real_acc"] <= 1.0
+    (call,) = stub_fidelity  # FID/IS/KID against the 40 real test faces
+    assert call["gen"] == (12, 3, 64, 64) and call["ref"] == (40, 3, 64, 64) and call["isc"]
 
 
-def test_tag_cdcgan_grid_over_tag_combinations(project):
+def test_tag_cdcgan_grid_over_tag_combinations(project, stub_fidelity):
     run_stage(project, "train_cond.py", "tag_cdcgan")
     run_stage(project, "sample_cond.py", "tag_cdcgan")
     out = project / "samples/cond/tag_cdcgan"
@@ -212,6 +219,7 @@ def test_tag_cdcgan_grid_over_tag_combinations(project):
     run_stage(project, "evaluate_cond.py", "tag_cdcgan")
     m = json.loads((project / "metrics/cond/tag_cdcgan.json").read_text())
     assert m["n_images"] == 12 and m["fid"] > 0 and "attr_accuracy" not in m
+    assert [c["ref"] for c in stub_fidelity] == [(40, 3, 64, 64)]
 
 
 def test_synthetic_tag_table(project):
@@ -246,6 +254,12 @@ def test_faces_without_attribute_table(project, tmp_path):
         load_cond_data(cond_config(p, "tag_cdcgan"), "tag_cdcgan", root=tmp_path)
 
 
+def test_missing_prepared_data_names_the_file(project):
+    cfg = {**cond_config(cond_params(), "acgan"), "domain": "svhn"}
+    with pytest.raises(DataError, match=r"digits/svhn\.pt not found.*data\.domains"):
+        load_cond_data(cfg, "acgan", root=project)
+
+
 def test_bad_sample_file_name_is_a_data_error(tmp_path):
     assert parse_label("7_042", tmp_path, 10) == 7
     for stem in ("seven_042", "12_001", "0042"):
@@ -267,7 +281,7 @@ RESUME_CASES = {
 def test_checkpoint_then_resume_equals_uninterrupted(project, tmp_path, monkeypatch, capsys, case):
     p = cond_params()
     base = RESUME_CASES[case].get("method", case)
-    cfg = {**cond_config(p, base), **RESUME_CASES[case], "steps": 6, "checkpoint_every": 2}
+    cfg = {**cond_config(p, base), **RESUME_CASES[case], "steps": 6, "checkpoint_every": 2, "batch_size": 8}
     data = load_cond_data(cfg, base, root=project)
     data.x, data.cond = data.x[:64], data.cond[:64]
     kept = tmp_path / "step4.pt"
@@ -305,18 +319,20 @@ def test_checkpoint_of_other_settings_is_not_resumed(project, tmp_path, capsys):
 
 # --------------------------------------------------------------------------- learning signal
 def test_losses_decrease_on_a_toy_problem(project, tmp_path):
-    """DDPM's noise-prediction loss and ACGAN's auxiliary class loss fall within a few dozen steps."""
+    """DDPM's noise-prediction loss and ACGAN's auxiliary class loss fall within 40 steps on 64 digits."""
     p = cond_params()
     kw = dict(seed=0, device=torch.device("cpu"), progress=False)
-    cfg = {**cond_config(p, "ddpm"), "steps": 60, "log_every": 1, "batch_size": 16, "lr": 2e-3,
-           "checkpoint_every": 1000}
-    data = load_cond_data(cfg, "ddpm", root=project)
-    data.x, data.cond = data.x[:64], data.cond[:64]
-    h = train_cond(cfg, data, ckpt_dir=tmp_path / "ddpm", out_model=tmp_path / "ddpm.pt", **kw)
-    first, last = [sum(r["loss"] for r in h[s]) / 10 for s in (slice(0, 10), slice(-10, None))]
-    assert last < 0.6 * first, (first, last)
-    cfg = {**cond_config(p, "acgan"), "steps": 60, "log_every": 1, "batch_size": 16, "checkpoint_every": 1000,
-           "lr_d": 1e-3}
-    h = train_cond(cfg, data, ckpt_dir=tmp_path / "acgan", out_model=tmp_path / "acgan.pt", **kw)
-    first, last = [sum(r["d_aux"] for r in h[s]) / 10 for s in (slice(0, 10), slice(-10, None))]
+
+    def run(name: str, key: str, **over) -> tuple[float, float]:
+        cfg = {**cond_config(p, name), "steps": 40, "log_every": 1, "batch_size": 8, "checkpoint_every": 1000,
+               **over}
+        data = load_cond_data(cfg, name, root=project)
+        data.x, data.cond = data.x[:64], data.cond[:64]
+        h = train_cond(cfg, data, ckpt_dir=tmp_path / name, out_model=tmp_path / f"{name}.pt", **kw)
+        assert len(h) == 40
+        return sum(r[key] for r in h[:8]) / 8, sum(r[key] for r in h[-8:]) / 8
+
+    first, last = run("ddpm", "loss", lr=2e-3)
     assert last < 0.8 * first, (first, last)
+    first, last = run("acgan", "d_aux", lr_d=1e-3)
+    assert first > 4.0 and last < 0.9 * first, (first, last)  # starts near 2 ln 10 (two 10-way CEs)

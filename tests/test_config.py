@@ -83,3 +83,21 @@ def test_stage_reports_bad_params_before_work(tmp_path):
     assert "unknown key 'gan.bach_size'" in r.stderr and "batch_size" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_dvc_style_exponent_floats_load_as_floats(tmp_path):
+    # `dvc exp run -S lr_d=5e-5` writes `lr_d: 5e-05`, a string to YAML 1.1 (PyYAML) but a float to DVC.
+    text = (ROOT / "params.yaml").read_text().replace("lr_d: 2.0e-4", "lr_d: 5e-05", 1)
+    assert "lr_d: 5e-05" in text
+    (tmp_path / "params.yaml").write_text(text)
+    p = load_params(tmp_path / "params.yaml", check_paths=False)
+    assert p["lr_d"] == 5e-05 and isinstance(p["lr_d"], float)
+    (tmp_path / "params.yaml").write_text(text.replace("lr_d: 5e-05", "lr_d: fast"))
+    with pytest.raises(ConfigError, match="'lr_d' = 'fast' has the wrong type"):
+        load_params(tmp_path / "params.yaml", check_paths=False)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_full_size_configs_are_valid(path):
+    p = load_params(path, check_paths=False)  # data.root points at ../shared/data, absent on some machines
+    assert p["data"]["source"] == "npz" and p["data"]["root"].endswith("shared/data")

@@ -33,6 +33,9 @@ def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 @pytest.fixture
 def empty_hub(tmp_path, monkeypatch):
     """Point the torch hub cache at an empty folder so no real ImageNet weights are found."""
@@ -64,6 +67,7 @@ def two_domain_batch(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 def method_kwargs(name: str) -> dict:
+    """Small, seeded configurations; ResNet variants without ImageNet weights."""
     if name.startswith("resnet"):
         return {"require_pretrained": False, "input_size": 32, "bottleneck_dim": 32}
     if name == "mean_teacher":
@@ -71,7 +75,14 @@ def method_kwargs(name: str) -> dict:
     return {}
 
 
-EMBED_DIM = {"source_only": 800, "dann": 800, "dsn": 100, "mean_teacher": 800, "resnet_source_only": 32, "resnet_dann": 32}
+EMBED_DIM = {
+    "source_only": 800,
+    "dann": 800,
+    "dsn": 100,
+    "mean_teacher": 800,
+    "resnet_source_only": 32,  # bottleneck_dim of method_kwargs
+    "resnet_dann": 32,
+}
 
 
 # --------------------------------------------------------------------------------------------- GRL
@@ -125,7 +136,7 @@ def test_grl_lambda_and_annealed_lr_values():
 
     assert annealed_lr(0.01, 0.0) == pytest.approx(0.01)
     assert annealed_lr(0.01, 1.0) == pytest.approx(0.01 / 11**0.75)
-    assert annealed_lr(0.01, 1.0) == pytest.approx(0.0016548, rel=1e-4)
+    assert annealed_lr(0.01, 1.0) == pytest.approx(0.0016556, rel=1e-4)
     assert annealed_lr(1.0, 0.5, alpha=2.0, beta=1.0) == pytest.approx(0.5)
 
 
@@ -254,13 +265,14 @@ def test_registry_lists_the_documented_methods():
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_method_trains_logs_and_shapes(name, empty_hub):
     torch.manual_seed(0)
-    xs, ys, xt, _ = two_domain_batch(8, seed=1)
+    n = 4 if name.startswith("resnet") else 8
+    xs, ys, xt, _ = two_domain_batch(n, seed=1)
     method = build_method(name, n_classes=N_CLASSES, **method_kwargs(name))
     opt = torch.optim.Adam(method.trainable_parameters(), lr=2e-3)
     losses, cls_losses = [], []
-    steps = 8
-    for i in range(steps):
-        loss, logs = method.training_step(xs, ys, xt if method.needs_target else None, 0.2 * i / steps)
+    # progress 0 -> GRL coefficient 0: the total loss is then a plain minimisation objective
+    for _ in range(5 if name.startswith("resnet") else 8):
+        loss, logs = method.training_step(xs, ys, xt if method.needs_target else None, 0.0)
         assert set(logs) == set(method.log_keys)
         assert all(isinstance(v, float) and math.isfinite(v) for v in logs.values())
         assert logs["loss"] == pytest.approx(loss.item(), rel=1e-6)

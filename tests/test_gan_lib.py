@@ -33,13 +33,7 @@ from genda.models.stylegan2_lite import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests use tiny tensors: one intra-op thread is faster and steadier on a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_params(m: nn.Module) -> int:

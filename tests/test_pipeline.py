@@ -10,6 +10,8 @@ from conftest import make_project, run
 pytestmark = pytest.mark.slow
 
 FACE_STAGES = {"train_gan@dcgan", "sample_gan@dcgan", "evaluate_gan@dcgan"}
+COND = ("acgan", "ddpm", "attr_acgan", "tag_cdcgan")
+COND_STAGES = {"train_classifier"} | {f"{s}@{g}" for s in ("train_cond", "sample_cond", "evaluate_cond") for g in COND}
 
 
 def ran_stages(output: str) -> set[str]:
@@ -34,6 +36,7 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
     stages = ran_stages(project["repro_out"])
     assert {"prepare", "report", "tsne@mnistm-usps"} | FACE_STAGES <= stages
     assert {f"train_da@mnistm-usps-{s}" for s in ("source_only", "dann", "target_only")} <= stages
+    assert COND_STAGES <= stages
     assert len(list((proj / "samples/gan/dcgan/images").glob("*.png"))) == 40
     assert (proj / "samples/gan/dcgan/grid.png").stat().st_size > 1000
     m = json.loads((proj / "metrics/gan/dcgan/eval.json").read_text())
@@ -45,6 +48,13 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
     report = (proj / "report/index.md").read_text()
     assert "| dcgan |" in report and "| mnistm-usps |" in report and "88.3" in report
     assert "../samples/gan/dcgan/grid.png" in report
+    for g in COND:  # every conditional method is in the report's table with its metrics
+        c = json.loads((proj / f"metrics/cond/{g}.json").read_text())
+        assert c["method"] == g and c["fid"] > 0
+        assert f"| {g} |" in report
+    assert 0.0 <= json.loads((proj / "metrics/cond/acgan.json").read_text())["accuracy"] <= 1.0
+    assert len(list((proj / "samples/cond/ddpm/images").glob("*.png"))) == 30
+    assert "../samples/cond/ddpm/reverse.png" in report
 
 
 def test_noop_repro_runs_nothing(project):

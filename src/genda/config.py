@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,6 +241,7 @@ SCHEMA = Section({
         "max_train": Spec(INT, nullable=True, min=1),
         "max_test": Spec(INT, nullable=True, min=1),
         "max_faces": Spec(INT, nullable=True, min=2),
+        "faces": Spec((bool,)),
     }),
     "gan": Section(_gan_fields()),
     "face_gans": MapOf(Section(_GAN_OVERRIDES, partial=True), key_check=_check_name),
@@ -328,13 +330,33 @@ def resolve_path(p: str, base: Path | None = None) -> Path:
     return path if path.is_absolute() else (base or repo_root()) / path
 
 
+class _Yaml12FloatLoader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where ``5e-05`` (no dot, as ``dvc exp run -S lr_d=5e-5`` writes it) is a
+    string; YAML 1.2 and DVC read it as a float. This loader adds the 1.2 float forms."""
+
+
+_Yaml12FloatLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def read_yaml(path: Path) -> dict:
+    """A params file as DVC reads it (YAML 1.2 floats such as ``5e-05``)."""
+    return yaml.load(Path(path).read_text(), Loader=_Yaml12FloatLoader) or {}
+
+
 def load_params(path: str | Path | None = None, *, check_paths: bool = True) -> dict:
     """Read and validate params.yaml (default: $GENDA_PARAMS, else the project's params.yaml)."""
     path = Path(path or os.environ.get("GENDA_PARAMS") or repo_root() / "params.yaml")
     if not path.exists():
         raise ConfigError(f"params file not found: {path}")
     try:
-        params = yaml.safe_load(path.read_text()) or {}
+        params = read_yaml(path)
     except yaml.YAMLError as e:
         raise ConfigError(f"params file {path} is not valid YAML: {e}") from None
     return validate(params, check_paths=check_paths, base=repo_root())

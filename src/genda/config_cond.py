@@ -107,7 +107,7 @@ def _sample_fields() -> dict:
         "batch_size": _pos_int(),
         "guide_w": Spec(_NUM, min=0.0, help="ddpm: classifier-free guidance weight w"),
         "sampler": Spec((str,), choices=("ddim", "ddpm")),
-        "ddim_steps": Spec(_INT, min=1, max=1000),
+        "ddim_steps": Spec(_INT, min=1, max=50, help="DDIM steps (<= 50; and <= the model's T)"),
         "ddim_eta": Spec(_NUM, min=0.0, max=1.0),
         "reverse_frames": Spec(_INT, min=2, max=20),
     }

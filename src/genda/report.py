@@ -10,6 +10,7 @@ from genda.tracking import git_commit
 # Best numbers reported by the course seed reports (target-test accuracy %, FID/IS).
 SEED_DA_BEST = {"svhn-mnistm": 62.3, "mnistm-usps": 88.3, "usps-svhn": 42.8, "mnistm-svhn": 48.8}
 SEED_FACE = {"fid": 28.2, "is": 2.08}
+SEED_COND = {"acgan": "82.5 % (seeds' ACGAN)", "ddpm": "target ≥ 99.5 %"}
 
 
 def _load(path: Path) -> dict | None:
@@ -60,6 +61,8 @@ def build_report(params: dict, root: Path = Path("."), out_dir: Path = Path("rep
         if fig:
             lines += ["Loss curves:", "", "![gan losses](gan_losses.png)", ""]
 
+    lines += _conditional_section(params, root, out_dir, rel)
+
     # ---- domain adaptation
     da = params["da"]
     lines += ["## Domain adaptation (digits)", "",
@@ -82,3 +85,37 @@ def build_report(params: dict, root: Path = Path("."), out_dir: Path = Path("rep
     out = out_dir / "index.md"
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def _conditional_section(params: dict, root: Path, out_dir: Path, rel) -> list[str]:
+    """Conditional generators: classifier accuracy of generated digits / attributes, FID/KID, grids."""
+    gens = list(params.get("cond_gens") or {})
+    if not gens:
+        return []
+    clf = _load(root / "metrics/classifier.json") or {}
+    lines = ["## Conditional generation", "",
+             f"Digit methods are scored by the pipeline's classifier on real `{clf.get('domain', '?')}` digits "
+             f"(its real test accuracy, the ceiling: {_f(clf.get('test_acc'), '{:.1%}')}); course protocol: "
+             f"{params['cond_sample']['n_per_class']} images per digit named `{{digit}}_{{nnn}}.png`. "
+             "Face methods: FID/IS/KID against real faces, face-detection rate, and (attr_acgan) the accuracy of an "
+             "attribute classifier trained on real faces.", "",
+             "| method | accuracy ↑ | FID ↓ | IS ↑ | KID ↓ | faces detected | extractor | reference |",
+             "|---|---|---|---|---|---|---|---|"]
+    for g in gens:
+        m = _load(root / f"metrics/cond/{g}.json") or {}
+        acc = m.get("accuracy", m.get("attr_accuracy"))
+        what = f" ({m['attribute']})" if "attribute" in m else ""
+        lines.append(f"| {g} | {_f(acc, '{:.1%}')}{what} | {_f(m.get('fid'), '{:.2f}')} | {_f(m.get('is_mean'))} | "
+                     f"{_f(m.get('kid_mean'), '{:.4f}')} | {_f(m.get('face_rate'), '{:.1%}')} | "
+                     f"{m.get('extractor', '–')} | {SEED_COND.get(m.get('method', g), '–')} |")
+    lines.append("")
+    for g in gens:
+        for name, what in (("grid.png", "samples (one row per class / tag combination; attr_acgan: off / on)"),
+                           ("reverse.png", "reverse process of the first \"0\"")):
+            p = Path(f"samples/cond/{g}/{name}")
+            if (root / p).exists():
+                lines += [f"**{g}** — {what}", "", f"![{g} {name}]({rel(p)})", ""]
+    curves = {g: root / f"metrics/cond/{g}/losses.csv" for g in gens}
+    if loss_figure(curves, ("loss_d", "loss_g", "loss"), out_dir / "cond_losses.png", "conditional-generator losses"):
+        lines += ["Loss curves:", "", "![cond losses](cond_losses.png)", ""]
+    return lines

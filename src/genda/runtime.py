@@ -14,9 +14,10 @@ def get_device() -> torch.device:
     """`GENDA_DEVICE` (cpu | cuda | cuda:N | auto, default auto). Not a param: the device must not
     change results enough to invalidate DVC's cache, and it is not an experiment knob."""
     want = os.environ.get("GENDA_DEVICE", "auto")
-    if want == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(want)
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if want == "auto" else want)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+    return dev
 
 
 def seed_everything(seed: int) -> torch.Generator:

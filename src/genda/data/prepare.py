@@ -24,6 +24,9 @@ def prepare_all(data: dict, *, root: str, seed: int, out: Path | None = None) ->
             "class_counts_train": torch.bincount(s.y_train, minlength=10).tolist(),
             "description": s.description}
         print(f"[prepare] {domain}: {len(s.y_train)} train / {len(s.y_test)} test  {tuple(s.x_train.shape[1:])}")
+    if not data.get("faces", True):
+        write_json(manifest, out / "data/prepared/manifest.json")
+        return manifest
     f = load_faces(data["source"], root=root, size=data["face_size"], crop=data["face_crop"], seed=seed,
                    max_train=data["max_faces"], test_fraction=data["face_test_fraction"])
     save_prepared({"x_train": f.x_train.contiguous(), "x_test": f.x_test.contiguous(), "attrs_train": f.attrs_train,

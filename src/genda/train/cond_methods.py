@@ -3,7 +3,8 @@
 Every method owns its networks, optimisers, schedulers and EMA, and exposes::
 
     batches_per_step                    how many (x, cond) batches one training step consumes
-    training_step(batches, step) -> {name: float}   one optimisation step (all its updates)
+    training_step(batches, step) -> {name: value}   one optimisation step (all its updates); values are
+                                        0-dim tensors or floats (the trainer reads them only when logging)
     state_dict() / load_state_dict(sd)  everything needed to resume training exactly
     export() -> dict                    the weights needed to sample (written to models/cond/<name>)
     sample(cond, generator, sample_cfg) -> float images [B, C, H, W] in [-1, 1] (no grad, eval mode)
@@ -83,7 +84,7 @@ class CondMethod:
     def load_export(self, sd: dict) -> None:
         self.sampling_net().load_state_dict(sd["net"])
 
-    def training_step(self, batches: list[tuple[Tensor, Tensor]], step: int) -> dict[str, float]:
+    def training_step(self, batches: list[tuple[Tensor, Tensor]], step: int) -> dict[str, Tensor | float]:
         raise NotImplementedError
 
     def sample(self, cond: Tensor, generator: torch.Generator, sample_cfg: dict | None = None) -> Tensor:
@@ -165,10 +166,10 @@ class ACGANMethod(CondMethod):
         for s in (self.sch_g, self.sch_d):
             if s:
                 s.step()
-        return {"loss_d": float(d_loss.detach()), "loss_g": float(g_loss.detach()), "d_adv": float(d_adv.detach()),
-                "d_aux": float(d_aux.detach()), "g_aux": float(g_aux.detach()),
-                "acc_real": float((cls_r.detach().argmax(1) == y).float().mean()),
-                "acc_fake": float((cls.detach().argmax(1) == fy).float().mean()),
+        return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach(), "d_adv": d_adv.detach(),
+                "d_aux": d_aux.detach(), "g_aux": g_aux.detach(),
+                "acc_real": (cls_r.detach().argmax(1) == y).float().mean(),
+                "acc_fake": (cls.detach().argmax(1) == fy).float().mean(),
                 "lr_d": self.opt_d.param_groups[0]["lr"], "lr_g": self.opt_g.param_groups[0]["lr"]}
 
     @torch.no_grad()
@@ -227,7 +228,7 @@ class DDPMMethod(CondMethod):
         lr = self.opt.param_groups[0]["lr"]
         if self.sch:
             self.sch.step()
-        return {"loss": float(loss.detach()), "lr": lr}
+        return {"loss": loss.detach(), "lr": lr}
 
     @torch.no_grad()
     def sample(self, cond, generator, sample_cfg=None, keep_steps: list[int] | None = None, return_steps=False):
@@ -317,8 +318,8 @@ class TagCDCGANMethod(CondMethod):
         for s in (self.sch_g, self.sch_d):
             if s:
                 s.step()
-        return {"loss_d": float(d_loss.detach()), "loss_g": float(g_loss.detach()),
-                "d_fake": float(torch.sigmoid(logits.detach()).mean()),
+        return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach(),
+                "d_fake": torch.sigmoid(logits.detach()).mean(),
                 "lr_d": self.opt_d.param_groups[0]["lr"], "lr_g": self.opt_g.param_groups[0]["lr"]}
 
     @torch.no_grad()

@@ -70,12 +70,18 @@ def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) 
     method = cfg["method"]
     if method in DIGIT_METHODS:
         path = digits_path(cfg["domain"], root)
+        if not path.exists():
+            raise DataError(f"{path} not found: {method} trains on the prepared '{cfg['domain']}' digits; add it to "
+                            f"data.domains and run the prepare stage (or set cond.domain)")
         d = load_prepared(path, "digits")
         x, y = d["x_train"], d["y_train"].long()
         return CondData(x, y, {"kind": "digits", "method": method, "domain": cfg["domain"], "n_classes": 10,
                                "img_size": int(x.shape[-1]), "channels": int(x.shape[1]),
                                "class_names": [str(c) for c in range(10)], "source": str(path)})
     path = faces_path(root)
+    if not path.exists():
+        raise DataError(f"{path} not found: {method} trains on the prepared faces; set data.faces: true and run "
+                        f"the prepare stage")
     d = load_prepared(path, "faces")
     x = d["x_train"]
     base = {"kind": "faces", "method": method, "img_size": int(x.shape[-1]), "channels": int(x.shape[1]),
@@ -141,7 +147,7 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
     if resumed:
         start, st = resumed
         method.load_state_dict(st["method"])
-        gen.set_state(st["gen"])
+        gen.set_state(st["gen"].cpu())  # the checkpoint is loaded onto `device`; generator states live on the CPU
         history = list(st["history"])
         print(f"[train_cond] resumed from step {start} ({ck.path})")
 
@@ -159,6 +165,7 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
         logs = method.training_step(batches, step)
         done = step + 1
         if done % cfg["log_every"] == 0 or done == cfg["steps"]:
+            logs = {kk: float(v) for kk, v in logs.items()}  # the only host sync of a step
             row = {"step": done, **logs}
             history.append(row)
             bar.set_postfix({kk: f"{v:.3f}" for kk, v in logs.items() if kk.startswith("loss")})

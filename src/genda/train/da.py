@@ -55,11 +55,11 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
     xt_all = tgt["x_train"].to(device) if uses_target else None
     s_stream = BatchStream(len(xs_all), da["batch_size"], seed, device)
     t_stream = BatchStream(len(xt_all), da["batch_size"], seed + 7919, device) if uses_target else None
-    params = [p for p in model.parameters() if p.requires_grad]
+    groups = model.param_groups(da["lr"])  # each carries base_lr (e.g. a pretrained backbone at 0.1x)
     if da["optimizer"] == "sgd":
-        opt = torch.optim.SGD(params, lr=da["lr"], momentum=da["momentum"], weight_decay=da["weight_decay"])
+        opt = torch.optim.SGD(groups, lr=da["lr"], momentum=da["momentum"], weight_decay=da["weight_decay"])
     else:
-        opt = torch.optim.Adam(params, lr=da["lr"], weight_decay=da["weight_decay"])
+        opt = torch.optim.Adam(groups, lr=da["lr"], weight_decay=da["weight_decay"])
     steps = da["steps"]
     ck = Checkpointer(ckpt_dir, da["checkpoint_every"], fingerprint(
         {"setting": setting, "options": options, "da": da, "seed": seed,
@@ -69,7 +69,7 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
     if resumed:
         start, st = resumed
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
-        gen.set_state(st["gen"]); history = list(st["history"])
+        gen.set_state(st["gen"].cpu()); history = list(st["history"])
         print(f"[train_da] resumed from step {start} ({ck.path})")
 
     def state() -> dict:
@@ -82,9 +82,10 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
                mininterval=5)
     for step in bar:
         p = step / max(1, steps - 1)
-        lr = annealed(da["lr"], p, da["anneal_alpha"], da["anneal_beta"]) if da["lr_anneal"] else da["lr"]
+        scale = annealed(1.0, p, da["anneal_alpha"], da["anneal_beta"]) if da["lr_anneal"] else 1.0
         for g in opt.param_groups:
-            g["lr"] = lr * g.get("lr_mult", 1.0)
+            g["lr"] = g["base_lr"] * scale
+        lr = da["lr"] * scale
         model.train()
         idx = s_stream.indices(step)
         xs = color_jitter(to_float_images(xs_all[idx]), da["color_jitter"], gen)

@@ -87,7 +87,7 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
             sch_g.load_state_dict(st["sch_g"]); sch_d.load_state_dict(st["sch_d"])
         if ema:
             ema.load_state_dict(st["ema"])
-        gen.set_state(st["gen"])
+        gen.set_state(st["gen"].cpu())  # checkpoints load onto `device`; generator states live on the CPU
         history = list(st["history"])
         print(f"[train_gan] resumed from step {start} ({ck.path})")
 

@@ -49,7 +49,8 @@ def to_floats(values: Mapping[str, Tensor | float | int]) -> dict[str, float]:
     tensor_keys = [k for k, v in values.items() if isinstance(v, Tensor)]
     out = {k: float(v) for k, v in values.items() if not isinstance(v, Tensor)}
     if tensor_keys:
-        stacked = torch.stack([values[k].detach().float().reshape(()) for k in tensor_keys]).tolist()  # type: ignore[union-attr]
+        parts = [values[k].detach().float().reshape(()) for k in tensor_keys]  # type: ignore[union-attr]
+        stacked = torch.stack(parts).tolist()
         out.update(zip(tensor_keys, stacked))
     return {k: out[k] for k in values}
 

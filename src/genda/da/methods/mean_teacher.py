@@ -8,7 +8,8 @@ A student network :math:`f_\\theta` and a teacher :math:`f_{\\theta'}` (same arc
 For a source batch :math:`(x^s, y^s)` and a target batch :math:`x^t` ([B_t, 3, 28, 28]) two independent
 stochastic augmentations :math:`a_1, a_2` (:mod:`~genda.da.methods.augment`: random affine, colour jitter,
 Gaussian noise; plus dropout in both networks) give student and teacher class probabilities
-:math:`z_i = \\mathrm{softmax}(f_\\theta(a_1(x^t_i)))`, :math:`\\tilde z_i = \\mathrm{softmax}(f_{\\theta'}(a_2(x^t_i)))`
+:math:`z_i = \\mathrm{softmax}(f_\\theta(a_1(x^t_i)))`,
+:math:`\\tilde z_i = \\mathrm{softmax}(f_{\\theta'}(a_2(x^t_i)))`
 ([B_t, C]). With the confidence mask :math:`m_i = [\\max_c \\tilde z_{ic} > \\tau]` (:func:`confidence_mask`):
 
 .. math::
@@ -160,7 +161,14 @@ class MeanTeacher(DAMethod):
         cons = consistency_loss(z, z_teacher, mask)
         bal = class_balance_loss(z) * mask_rate
         loss = cls + o["consistency_weight"] * cons + o["class_balance"] * bal
-        logs = {"loss": loss, "cls": cls, "cons": cons, "bal": bal, "mask_rate": mask_rate, "acc": accuracy(logits_s, ys)}
+        logs = {
+            "loss": loss,
+            "cls": cls,
+            "cons": cons,
+            "bal": bal,
+            "mask_rate": mask_rate,
+            "acc": accuracy(logits_s, ys),
+        }
         return loss, to_floats(logs)
 
     @torch.no_grad()
