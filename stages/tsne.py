@@ -6,6 +6,7 @@ import numpy as np
 
 from genda import stage
 from genda.config import load_params
+from genda.errors import DataError
 from genda.plots import tsne_2d, tsne_figure
 
 
@@ -14,7 +15,10 @@ def main() -> None:
     params = load_params()
     src, tgt = pair.split("-")
     for setting in params["da"]["settings"]:
-        f = np.load(Path(f"features/da/{pair}/{setting}.npz"))
+        path = Path(f"features/da/{pair}/{setting}.npz")
+        if not path.exists():
+            raise DataError(f"{path} not found; run `dvc repro evaluate_da@{pair}-{setting}` first")
+        f = np.load(path)
         emb = tsne_2d(f["features"], seed=params["seed"])
         out = tsne_figure(emb, f["labels"], f["domains"], f"{pair} {setting}", Path(f"plots/tsne/{pair}/{setting}.png"),
                           domain_names=(f"{src} (source)", f"{tgt} (target)"))

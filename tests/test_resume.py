@@ -20,14 +20,17 @@ def _prepare(dest, params):
 @pytest.mark.parametrize("kind", ["gan", "da"])
 def test_kill9_then_resume_matches_uninterrupted(tmp_path, tiny_params, kind):
     p = tiny_params
-    p["gan"].update(steps=300, checkpoint_every=20, batch_size=8)
-    p["da"].update(steps=600, checkpoint_every=40, settings=["dann"])
+    # long enough that the kill lands mid-run (first checkpoint at 5-10 % of the steps), short enough for CI
+    n_steps = 60 if kind == "gan" else 150
+    p["gan"].update(steps=n_steps, checkpoint_every=4, batch_size=8)
+    p["da"].update(steps=n_steps, checkpoint_every=10, batch_size=16, settings=["dann"])
     if kind == "gan":
         cmd, ckpt, model = ["stages/train_gan.py", "dcgan"], "checkpoints/gan/dcgan/last.pt", "models/gan/dcgan/generator.pt"
     else:
         cmd = ["stages/train_da.py", "mnistm-usps", "dann"]
         ckpt, model = "checkpoints/da/mnistm-usps/dann/seed0/last.pt", "models/da/mnistm-usps/dann/seed0.pt"
-    env = {**os.environ, "GENDA_DEVICE": "cpu", "GENDA_MLFLOW": "0", "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    env = {**os.environ, "GENDA_DEVICE": "cpu", "GENDA_MLFLOW": "0", "OMP_NUM_THREADS": "1",
+           "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
 
     a = tmp_path / "interrupted"
     _prepare(a, p)
@@ -37,20 +40,21 @@ def test_kill9_then_resume_matches_uninterrupted(tmp_path, tiny_params, kind):
         assert proc.poll() is None, "training ended before its first checkpoint: " + proc.stdout.read().decode()[-2000:]
         assert time.time() < deadline
         time.sleep(0.02)
-    time.sleep(0.3)
+    time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (a / model).exists(), "the run finished before it was killed; test proves nothing"
     step_at_kill = int(load_weights(a / ckpt)["step"])
-    assert 0 < step_at_kill < (300 if kind == "gan" else 600)
+    assert 0 < step_at_kill < n_steps
 
-    out = run([sys.executable, *cmd], a, env={"GENDA_MLFLOW": "0"}).stdout + ""
+    one = {"GENDA_MLFLOW": "0", "OMP_NUM_THREADS": "1"}
+    out = run([sys.executable, *cmd], a, env=one).stdout
     assert f"resumed from step {step_at_kill}" in out
 
     b = tmp_path / "straight"
     _prepare(b, p)
-    out_b = run([sys.executable, *cmd], b, env={"GENDA_MLFLOW": "0"}).stdout
+    out_b = run([sys.executable, *cmd], b, env=one).stdout
     assert "resumed" not in out_b
     wa, wb = load_weights(a / model), load_weights(b / model)
     key = "G" if kind == "gan" else "model"
