@@ -23,7 +23,6 @@ from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import Tensor, nn
 
 from genda.errors import ConfigError, DataError
@@ -40,6 +39,8 @@ def imagenet_weights_file(name: str = "resnet18") -> str:
     """torchvision's file name of the IMAGENET1K_V1 weights of ``name`` (e.g. ``resnet18-f37072fd.pth``)."""
     if name not in SUPPORTED_RESNETS:
         raise ConfigError(f"unknown backbone {name!r}; valid backbones: {', '.join(SUPPORTED_RESNETS)}")
+    import torchvision  # lazily: importing torchvision costs ~3 s (torch._dynamo) in every stage otherwise
+
     weights = torchvision.models.get_model_weights(name)["IMAGENET1K_V1"]
     return os.path.basename(urlparse(weights.url).path)
 
@@ -82,6 +83,7 @@ class ImageNetInput(nn.Module):
 
 
 def _missing_weights_message(name: str, file_name: str, cache_path: Path) -> str:
+    import torchvision
     weights = torchvision.models.get_model_weights(name)["IMAGENET1K_V1"]
     return (
         f"ImageNet weights for backbone {name!r} were not found and are never downloaded by the pipeline. "
@@ -110,6 +112,7 @@ def resnet_backbone(
         DataError: the weights file exists but cannot be read or does not match the architecture.
     """
     file_name = imagenet_weights_file(name)
+    import torchvision
     body = torchvision.models.get_model(name, weights=None)
     body.fc = nn.Identity()
 
