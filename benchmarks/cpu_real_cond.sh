@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Real MNIST-M conditional generation on a CPU machine: the digit classifier, then ACGAN and conditional DDPM
+# (configs/real_cond_cpu.yaml), trained, sampled in the course format and scored, as the pipeline's own stage
+# scripts in a scratch copy of the project (two trainings at a time, 1 thread each).
+# Usage: bash benchmarks/cpu_real_cond.sh [WORKDIR]   (needs ../shared/data)
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+W=${1:-/tmp/genda_real_cond}; mkdir -p "$W"
+rsync -a --exclude .git --exclude .venv --exclude .carry --exclude data/prepared "$SRC"/ "$W"/
+cd "$W"
+export PATH="$SRC/.venv/bin:$PATH" GENDA_PARAMS=configs/real_cond_cpu.yaml GENDA_DEVICE=cpu OMP_NUM_THREADS=1 \
+       GENDA_MLFLOW=${GENDA_MLFLOW:-1}
+python stages/prepare.py
+python stages/train_classifier.py > logs_classifier.txt 2>&1 &
+python stages/train_cond.py ddpm > logs_ddpm.txt 2>&1 &
+wait %1
+python stages/train_cond.py acgan > logs_acgan.txt 2>&1
+wait
+for g in acgan ddpm; do
+  python stages/sample_cond.py $g >> logs_$g.txt 2>&1 && python stages/evaluate_cond.py $g >> logs_$g.txt 2>&1
+  tail -1 logs_$g.txt
+done
