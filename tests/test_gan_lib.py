@@ -247,6 +247,25 @@ def test_toy_gan_learns_shifted_gaussian_mean(name):
     assert mean_error(g) < 0.6  # the raw generator oscillates around the target
 
 
+def test_ema_warm_up_follows_the_model_early_and_round_trips():
+    m = nn.Linear(3, 2)
+    ema = EMA(m, decay=0.999)
+    init = m.weight.detach().clone()
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m)  # first update: d = min(0.999, 1/10) = 0.1
+    torch.testing.assert_close(ema.model.weight, init + 0.9)
+    for _ in range(799):
+        ema.update(m)
+    # without warm-up 0.999**800 = 45 % of the initial weights would remain; with it, almost none
+    assert (ema.model.weight - m.weight).abs().max().item() < 0.02
+    sd = ema.state_dict()
+    other = EMA(nn.Linear(3, 2), decay=0.5)
+    other.load_state_dict(sd)
+    assert other.num_updates == 800 and other.decay == 0.999
+    torch.testing.assert_close(other.model.weight, ema.model.weight)
+
+
 # ----------------------------------------------------------------------------- tricks
 def test_sample_z_priors():
     z = sample_z(50, 16, "sphere", generator=torch.Generator().manual_seed(0))
@@ -297,6 +316,7 @@ def test_ema_exact_update_and_buffers():
         model[0].weight.copy_(torch.tensor([[1.0, 2.0], [-4.0, 0.5]]))
         model[0].bias.copy_(torch.tensor([8.0, -8.0]))
     ema = EMA(model, decay=0.75)
+    ema.num_updates = 10 ** 6  # past the warm-up (tested separately): the plain decay applies
     assert not ema.model.training and not any(p.requires_grad for p in ema.model.parameters())
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[5.0, -2.0], [0.0, 4.5]]))
@@ -310,6 +330,7 @@ def test_ema_exact_update_and_buffers():
     assert ema.model[1].num_batches_tracked.item() == 1
     # general decay: d·old + (1 − d)·new, and the live model is untouched
     ema2 = EMA(model, decay=0.999)
+    ema2.num_updates = 10 ** 6
     old = ema2.model[0].weight.clone()
     with torch.no_grad():
         model[0].weight.add_(1.0)

@@ -119,8 +119,10 @@ def should_skip_d(d_loss_value: float, threshold: float | None) -> bool:
 class EMA:
     """Exponential moving average of a model's parameters (Karras et al., 2018; Yazıcı et al., 2019).
 
-    After each ``update(model)``: θ_ema ← d·θ_ema + (1 − d)·θ for every parameter; buffers (e.g.
-    BatchNorm running statistics) are copied as-is. ``.model`` is a frozen deep copy in eval mode
+    After each ``update(model)``: θ_ema ← d·θ_ema + (1 − d)·θ for every parameter, with the warm-up
+    d = min(decay, (1 + n) / (10 + n)) after n earlier updates (as TensorFlow's ExponentialMovingAverage),
+    so a short run is not dominated by the initial weights (0.999 alone keeps 45 % of them after 800 steps);
+    buffers (e.g. BatchNorm running statistics) are copied as-is. ``.model`` is a frozen deep copy in eval mode
     (``requires_grad=False``) used for sampling / evaluation.
     """
 
@@ -128,25 +130,29 @@ class EMA:
         if not 0.0 <= decay <= 1.0:
             raise ConfigError(f"EMA decay must be in [0, 1], got {decay!r}")
         self.decay = float(decay)
+        self.num_updates = 0
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        d = min(self.decay, (1.0 + self.num_updates) / (10.0 + self.num_updates))
+        self.num_updates += 1
         src_params = dict(model.named_parameters())
         for name, p_ema in self.model.named_parameters():
             p = src_params[name].detach()
-            p_ema.mul_(self.decay).add_(p.to(p_ema.dtype), alpha=1.0 - self.decay)
+            p_ema.mul_(d).add_(p.to(p_ema.dtype), alpha=1.0 - d)
         src_bufs = dict(model.named_buffers())
         for name, b_ema in self.model.named_buffers():
             b_ema.copy_(src_bufs[name])
 
     def state_dict(self) -> dict:
-        return {"decay": self.decay, "model": self.model.state_dict()}
+        return {"decay": self.decay, "num_updates": self.num_updates, "model": self.model.state_dict()}
 
     def load_state_dict(self, sd: dict) -> None:
         self.decay = float(sd["decay"])
+        self.num_updates = int(sd.get("num_updates", 10 ** 9))  # older checkpoints: past the warm-up
         self.model.load_state_dict(sd["model"])
 
 
