@@ -4,13 +4,7 @@
 # scripts in a scratch copy of the project (two trainings at a time, 1 thread each).
 # Usage: bash benchmarks/cpu_real_cond.sh [WORKDIR]   (needs ../shared/data)
 set -euo pipefail
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-W=${1:-/tmp/genda_real_cond}; mkdir -p "$W"
-rsync -a --exclude .git --exclude .venv --exclude .carry --exclude data/prepared "$SRC"/ "$W"/
-cd "$W"
-export PATH="$SRC/.venv/bin:$PATH" GENDA_PARAMS=configs/real_cond_cpu.yaml GENDA_DEVICE=cpu OMP_NUM_THREADS=1 \
-       GENDA_MLFLOW=${GENDA_MLFLOW:-1}
-python stages/prepare.py
+source "$(dirname "$0")/scratch_env.sh" configs/real_cond_cpu.yaml "${1:-/tmp/genda_real_cond}"
 python stages/train_classifier.py > logs_classifier.txt 2>&1 &
 python stages/train_cond.py ddpm > logs_ddpm.txt 2>&1 &
 wait %1

@@ -41,11 +41,14 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
     assert (proj / "samples/gan/dcgan/grid.png").stat().st_size > 1000
     m = json.loads((proj / "metrics/gan/dcgan/eval.json").read_text())
     assert m["fid"] > 0 and m["is_mean"] >= 1.0 and m["extractor"]
+    # the real-vs-real floor: as many held-out real faces against the same reference, same extractor
+    assert m["n_real_floor"] == 40 and 0.0 <= m["fid_real_floor"] < m["fid"]
     for s in ("source_only", "dann", "target_only"):
         d = json.loads((proj / f"metrics/da/mnistm-usps/{s}.json").read_text())
         assert 0.0 <= d["target_acc"] <= 1.0 and d["n_seeds"] == 1
     assert (proj / "plots/tsne/mnistm-usps/dann.png").exists()
     report = (proj / "report/index.md").read_text()
+    assert "| *real vs real (40 held-out faces)* |" in report
     assert "| dcgan |" in report and "| mnistm-usps |" in report and "88.3" in report
     assert "../samples/gan/dcgan/grid.png" in report
     for g in COND:  # every conditional method is in the report's table with its metrics

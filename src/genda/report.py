@@ -47,10 +47,15 @@ def build_report(params: dict, root: Path = Path("."), out_dir: Path = Path("rep
                   "The extractor column says which network the features came from: numbers from the offline "
                   "fallback extractor are comparable only with each other.", "",
                   "| method | FID ↓ | IS ↑ | KID ↓ | faces detected | extractor |", "|---|---|---|---|---|---|"]
+        floor = None
         for g in gans:
             m = _load(root / f"metrics/gan/{g}/eval.json") or {}
+            floor = floor or (m if "fid_real_floor" in m else None)
             lines.append(f"| {g} | {_f(m.get('fid'), '{:.2f}')} | {_f(m.get('is_mean'), '{:.3f}')} | "
                          f"{_f(m.get('kid_mean'), '{:.4f}')} | {_f(m.get('face_rate'), '{:.1%}')} | {m.get('extractor', '–')} |")
+        if floor:
+            lines.append(f"| *real vs real ({floor['n_real_floor']} held-out faces)* | {_f(floor['fid_real_floor'], '{:.2f}')} | – | "
+                         f"{_f(floor['kid_real_floor'], '{:.4f}')} | – | {floor.get('extractor', '–')} |")
         lines.append("")
         for g in gans:
             grid = Path(f"samples/gan/{g}/grid.png")

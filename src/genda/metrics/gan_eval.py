@@ -1,4 +1,6 @@
-"""Evaluate a folder of generated faces the course's way: FID and IS (and KID) against real faces."""
+"""Evaluate a folder of generated faces the course's way: FID and IS (and KID) against real faces, beside
+the real-vs-real floor (as many held-out real faces against the same reference) that bounds what a perfect
+generator could score with this extractor and sample size."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,16 +14,18 @@ from genda.stage import write_json
 
 def evaluate_face_samples(folder: Path, ev: dict, out: Path | None = None) -> dict:
     from genda.metrics.facedetect import face_detection_rate
-    from genda.metrics.fidelity import compute_fidelity
+    from genda.metrics.fidelity import compute_fidelity, real_floor
 
     gen, _ = read_pngs(folder)
     faces = load_prepared(faces_path(), kind="faces")
-    ref = faces["x_test"] if ev["fid_reference"] == "test" else faces["x_train"]
+    ref, held_out = ((faces["x_test"], faces["x_train"]) if ev["fid_reference"] == "test"
+                     else (faces["x_train"], faces["x_test"]))
     weights = str(resolve_path(ev["inception_weights"])) if ev["inception_weights"] else None
-    device = get_device()
-    m = compute_fidelity(gen, ref, inception_weights=weights, allow_fallback=ev["allow_fallback_extractor"],
-                         batch_size=ev["batch_size"], device=str(device),
-                         kid_subset_size=min(ev["kid_subset_size"], len(gen), len(ref)))
+    kw = dict(inception_weights=weights, allow_fallback=ev["allow_fallback_extractor"], batch_size=ev["batch_size"],
+              device=str(get_device()), kid_subset_size=min(ev["kid_subset_size"], len(gen), len(ref)))
+    m = compute_fidelity(gen, ref, **kw)
+    floor = real_floor(held_out[: len(gen)], ref, isc=False, **kw)
+    m.update(fid_real_floor=floor["fid"], kid_real_floor=floor["kid_mean"], n_real_floor=floor["n_generated"])
     try:
         m.update(face_detection_rate(gen))
     except ImportError as e:  # e.g. OpenCV 5 without the Haar cascade: record why, keep the other metrics

@@ -1,0 +1,9 @@
+# Sourced by the cpu_real_*.sh scripts: copy the project into a scratch WORKDIR (no .git, .venv or prepared
+# data), cd there and export the environment the pipeline's stage scripts read.
+# Usage (from a script): source "$(dirname "$0")/scratch_env.sh" PARAMS_FILE WORKDIR
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+W=$2; mkdir -p "$W"
+rsync -a --exclude .git --exclude .venv --exclude .carry --exclude data/prepared "$SRC"/ "$W"/
+cd "$W"
+export PATH="$SRC/.venv/bin:$PATH" GENDA_PARAMS=$1 GENDA_DEVICE=cpu OMP_NUM_THREADS=1 GENDA_MLFLOW=${GENDA_MLFLOW:-1}
+python stages/prepare.py
