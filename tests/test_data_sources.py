@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,32 +23,14 @@ SHARED = Path(os.environ.get("GENDA_SHARED_DATA",
 # =========================================================================== embedded digits
 @pytest.fixture(scope="module")
 def embedded():
-    """All four embedded domains (seed 0), and the CPU seconds rendering them took.
-
-    Rendering runs single-threaded and is timed with ``thread_time`` (CPU time of this thread), so
-    the budget holds on a 2-core machine and is not broken by other processes competing for it.
-    """
-    from genda.data import embedded as emb
-    emb._base_digits(), emb._photo_pyramid()  # asset loading (sklearn import) is not rendering
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        t0, w0 = time.thread_time(), time.perf_counter()
-        out = {d: load_digits("embedded", d, root=None) for d in DIGIT_DOMAINS}
-        cpu, wall = time.thread_time() - t0, time.perf_counter() - w0
-    finally:
-        torch.set_num_threads(threads)
-    return out, cpu, wall
-
-
-def test_embedded_renders_all_domains_fast(embedded):
-    _, cpu, wall = embedded
-    assert cpu < 5.0, f"rendering the four embedded domains took {cpu:.1f} CPU s ({wall:.1f} s wall)"
+    """All four embedded domains (seed 0).  How long rendering takes is measured by `make repro`'s
+    prepare stage (README), not asserted here: no timed tests."""
+    return {d: load_digits("embedded", d, root=None) for d in DIGIT_DOMAINS}
 
 
 @pytest.mark.parametrize("domain", DIGIT_DOMAINS)
 def test_embedded_shapes_labels_and_balance(embedded, domain):
-    s = embedded[0][domain]
+    s = embedded[domain]
     assert s.x_train.dtype == torch.uint8 and s.x_test.dtype == torch.uint8
     assert s.y_train.dtype == torch.int64 and s.y_test.dtype == torch.int64
     tr, te = base_split(0)
@@ -74,10 +55,10 @@ def test_embedded_base_split_is_disjoint_stratified_and_seeded():
 
 
 def test_embedded_is_deterministic_per_seed(embedded):
-    ref = embedded[0]["svhn"]
+    ref = embedded["svhn"]
     again = load_digits("embedded", "svhn", root=None, seed=0)
     assert torch.equal(again.x_train, ref.x_train) and torch.equal(again.y_test, ref.y_test)
-    mnist = embedded[0]["mnist"]
+    mnist = embedded["mnist"]
     other = load_digits("embedded", "mnist", root=None, seed=1)
     assert not torch.equal(other.y_test, mnist.y_test)  # another split of the glyphs...
     assert (other.x_train[:50] != mnist.x_train[:50]).any((1, 2, 3)).all()  # ...and other poses
@@ -94,7 +75,7 @@ def test_embedded_domains_look_different(embedded):
             "nonblack": (x.amax(1) > 40).float().mean().item(),     # background filled?
             "contrast": x.mean(1).flatten(1).std(1).mean().item(),  # per-image luminance std
         }
-    d = {k: v.x_train for k, v in embedded[0].items()}
+    d = {k: v.x_train for k, v in embedded.items()}
     st = {k: stats(v) for k, v in d.items()}
     for grey in ("mnist", "usps"):  # grey domains: R == G == B exactly
         assert torch.equal(d[grey][:, 0], d[grey][:, 1]) and torch.equal(d[grey][:, 1], d[grey][:, 2])
@@ -107,7 +88,7 @@ def test_embedded_domains_look_different(embedded):
 
 
 def test_embedded_size_and_subset(embedded):
-    full = embedded[0]["usps"]
+    full = embedded["usps"]
     s = load_digits("embedded", "usps", root=None, size=32, max_train=100, max_test=7)
     assert s.x_train.shape == (100, 3, 32, 32) and s.x_test.shape == (7, 3, 32, 32)
     small = load_digits("embedded", "usps", root=None, max_train=100, max_test=7)
@@ -467,10 +448,7 @@ def test_real_digits_npz(domain, n_train, n_test):
 @pytest.mark.realdata
 @pytest.mark.skipif(not (SHARED / "faces").is_dir(), reason=f"no {SHARED}/faces")
 def test_real_faces_tar():
-    t0 = time.perf_counter()
     f = load_faces("npz", root=SHARED, size=64, crop=64, test_fraction=0.1)
-    seconds = time.perf_counter() - t0
     assert f.x_train.shape == (9000, 3, 64, 64) and f.x_test.shape == (1000, 3, 64, 64)
-    assert seconds < 30, f"reading 10,000 CelebA JPEGs took {seconds:.1f} s"
     m = f.x_train[:200].float().mean()
     assert 60 < m < 200  # real photos, not blank

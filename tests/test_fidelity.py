@@ -23,6 +23,7 @@ from genda.metrics.fidelity import (
     choose_extractor,
     compute_fidelity,
     inception_cache_path,
+    fidelity_with_floor,
     real_floor,
     register_extractor,
 )
@@ -289,6 +290,16 @@ def test_real_floor_is_compute_fidelity_of_two_real_sets(tiny):
     floor = real_floor(a, b, isc=False, extractor=tiny)
     assert floor == compute_fidelity(a, b, isc=False, extractor=tiny)
     assert floor["fid"] > 0
+
+
+def test_fidelity_with_floor_uses_as_many_held_out_images(tiny):
+    gen, ref, held = blobs(16, seed=11), blobs(40, seed=12), blobs(50, seed=13)
+    m = fidelity_with_floor(shift(gen, 10), ref, held, isc=False, extractor=tiny, kid_subset_size=16)
+    assert m["n_real_floor"] == 16 and m["n_generated"] == 16
+    floor = compute_fidelity(held[:16], ref, isc=False, extractor=tiny, kid_subset_size=16)
+    assert m["fid_real_floor"] == floor["fid"] and m["kid_real_floor"] == floor["kid_mean"]
+    assert m["fid"] == compute_fidelity(shift(gen, 10), ref, isc=False, extractor=tiny, kid_subset_size=16)["fid"]
+    assert m["fid"] > m["fid_real_floor"]  # a shifted set is further from the reference than real images
 
 
 def test_bad_inputs(tiny):

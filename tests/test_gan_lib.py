@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from conftest import ROOT
+from genda.config import face_gan_config, load_params
 from genda.errors import ConfigError
 from genda.gan_tricks import (
     EMA,
@@ -527,3 +529,28 @@ def test_linear_attention_formula_and_minibatch_std():
     expected = x.view(3, 2, 3, 4, 4).std(dim=0, unbiased=False).mean(dim=(1, 2, 3))
     torch.testing.assert_close(y[:, 3, 0, 0], expected.repeat(3), rtol=1e-4, atol=1e-5)
     assert StyleGAN2LiteDiscriminator(channels=SMALL)(torch.randn(3, 3, 64, 64)).shape == (3,)
+
+
+# ----------------------------------------------------------------------------- every method's config
+FULL_FACES = load_params(ROOT / "configs/real_faces.yaml", check_paths=False)
+
+
+@pytest.mark.parametrize("name", list(FULL_FACES["face_gans"]))
+def test_every_face_gan_config_trains_and_samples(name, tmp_path):
+    """Each face-GAN method of the full-size config (losses, tricks, StyleGAN2-lite), shrunk to 3 steps of
+    batch 4 on random 64x64 faces: finite losses every step, a checkpoint, a generator that samples."""
+    from genda.train.gan import generate, load_generator, train_gan
+
+    cfg = face_gan_config(FULL_FACES, name)
+    cfg.update(steps=3, batch_size=4, ngf=8, ndf=8, log_every=1, checkpoint_every=2)
+    x = torch.randint(0, 256, (12, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    hist = train_gan(cfg, x, seed=0, device=torch.device("cpu"), ckpt_dir=tmp_path / "ck",
+                     out_model=tmp_path / "G.pt", progress=False)
+    assert [r["step"] for r in hist] == [1, 2, 3]
+    assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in hist)
+    G, saved = load_generator(tmp_path / "G.pt", torch.device("cpu"))
+    assert saved == cfg and (tmp_path / "ck" / "last.pt").exists()
+    assert type(G).__name__ == ("StyleGAN2LiteGenerator" if cfg["arch"] == "stylegan2_lite" else "DCGANGenerator")
+    imgs = generate(G, cfg, 5, seed=1, device=torch.device("cpu"))
+    assert imgs.shape == (5, 3, 64, 64) and imgs.dtype == torch.uint8
+    assert torch.equal(imgs, generate(G, cfg, 5, seed=1, device=torch.device("cpu")))

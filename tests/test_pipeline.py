@@ -55,7 +55,11 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
         c = json.loads((proj / f"metrics/cond/{g}.json").read_text())
         assert c["method"] == g and c["fid"] > 0
         assert f"| {g} |" in report
-    assert 0.0 <= json.loads((proj / "metrics/cond/acgan.json").read_text())["accuracy"] <= 1.0
+    acgan = json.loads((proj / "metrics/cond/acgan.json").read_text())
+    assert 0.0 <= acgan["accuracy"] <= 1.0
+    assert acgan["n_real_floor"] == 30 and 0.0 <= acgan["fid_real_floor"] < acgan["fid"]
+    assert report.count("| *real vs real (30 held-out mnistm digits)* |") == 1
+    assert report.count("| *real vs real (12 held-out faces)* |") == 1
     assert len(list((proj / "samples/cond/ddpm/images").glob("*.png"))) == 30
     assert "../samples/cond/ddpm/reverse.png" in report
 

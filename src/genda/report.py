@@ -113,6 +113,16 @@ def _conditional_section(params: dict, root: Path, out_dir: Path, rel) -> list[s
         lines.append(f"| {g} | {_f(acc, '{:.1%}')}{what} | {_f(m.get('fid'), '{:.2f}')} | {_f(m.get('is_mean'))} | "
                      f"{_f(m.get('kid_mean'), '{:.4f}')} | {_f(m.get('face_rate'), '{:.1%}')} | "
                      f"{m.get('extractor', '–')} | {SEED_COND.get(m.get('method', g), '–')} |")
+    floors_done = set()
+    for g in gens:  # the real-vs-real floor of each kind of data (digits of the domain, faces), once
+        m = _load(root / f"metrics/cond/{g}.json") or {}
+        kind = f"{m['domain']} digits" if "domain" in m else "faces"
+        if "fid_real_floor" in m and kind not in floors_done:
+            floors_done.add(kind)
+            acc = clf.get("test_acc") if "domain" in m else m.get("attr_classifier_real_acc")
+            lines.append(f"| *real vs real ({m['n_real_floor']} held-out {kind})* | {_f(acc, '{:.1%}')} | "
+                         f"{_f(m['fid_real_floor'], '{:.2f}')} | – | {_f(m['kid_real_floor'], '{:.4f}')} | – | "
+                         f"{m.get('extractor', '–')} | – |")
     lines.append("")
     for g in gens:
         for name, what in (("grid.png", "samples (one row per class / tag combination; attr_acgan: off / on)"),

@@ -62,6 +62,7 @@ __all__ = [
     "choose_extractor",
     "compute_fidelity",
     "real_floor",
+    "fidelity_with_floor",
 ]
 
 ENV_INCEPTION_WEIGHTS = "GENDA_INCEPTION_WEIGHTS"
@@ -392,3 +393,13 @@ def real_floor(reference_a: Tensor, reference_b: Tensor, **kw) -> dict:
     against real test images ``reference_b`` (same kwargs).  A generator's FID/KID is only meaningful
     relative to this floor, which is > 0 because of finite-sample noise (and, for FID, bias)."""
     return compute_fidelity(reference_a, reference_b, **kw)
+
+
+def fidelity_with_floor(generated: Tensor, reference: Tensor, held_out: Tensor, *, isc: bool = True, **kw) -> dict:
+    """:func:`compute_fidelity` of ``generated`` against ``reference``, plus the real-vs-real floor of the
+    first ``len(generated)`` ``held_out`` real images against the same reference (same extractor, sample
+    size and KID subset), as ``fid_real_floor``, ``kid_real_floor`` and ``n_real_floor``."""
+    out = compute_fidelity(generated, reference, isc=isc, **kw)
+    floor = real_floor(held_out[: len(generated)], reference, isc=False, **kw)
+    out.update(fid_real_floor=floor["fid"], kid_real_floor=floor["kid_mean"], n_real_floor=floor["n_generated"])
+    return out

@@ -12,20 +12,24 @@ from genda.runtime import get_device
 from genda.stage import write_json
 
 
+def face_reference(faces: dict, fid_reference: str) -> tuple:
+    """(reference, held-out real) faces: the split FID is computed against (``"test"`` or ``"train"``) and
+    the other split, whose images make the real-vs-real floor."""
+    return ((faces["x_test"], faces["x_train"]) if fid_reference == "test"
+            else (faces["x_train"], faces["x_test"]))
+
+
 def evaluate_face_samples(folder: Path, ev: dict, out: Path | None = None) -> dict:
     from genda.metrics.facedetect import face_detection_rate
-    from genda.metrics.fidelity import compute_fidelity, real_floor
+    from genda.metrics.fidelity import fidelity_with_floor
 
     gen, _ = read_pngs(folder)
     faces = load_prepared(faces_path(), kind="faces")
-    ref, held_out = ((faces["x_test"], faces["x_train"]) if ev["fid_reference"] == "test"
-                     else (faces["x_train"], faces["x_test"]))
+    ref, held_out = face_reference(faces, ev["fid_reference"])
     weights = str(resolve_path(ev["inception_weights"])) if ev["inception_weights"] else None
     kw = dict(inception_weights=weights, allow_fallback=ev["allow_fallback_extractor"], batch_size=ev["batch_size"],
               device=str(get_device()), kid_subset_size=min(ev["kid_subset_size"], len(gen), len(ref)))
-    m = compute_fidelity(gen, ref, **kw)
-    floor = real_floor(held_out[: len(gen)], ref, isc=False, **kw)
-    m.update(fid_real_floor=floor["fid"], kid_real_floor=floor["kid_mean"], n_real_floor=floor["n_generated"])
+    m = fidelity_with_floor(gen, ref, held_out, **kw)
     try:
         m.update(face_detection_rate(gen))
     except ImportError as e:  # e.g. OpenCV 5 without the Haar cascade: record why, keep the other metrics

@@ -214,6 +214,8 @@ def _res_index(resolution: int) -> int:
 class StyleGAN2LiteGenerator(nn.Module):
     """z [B, z_dim] -> images [B, out_channels, R, R] in (−1, 1) (tanh), R = 4·2^(len(channels)−1)."""
 
+    takes_noise_generator = True  # trainers and samplers pass their seeded generator for the noise maps
+
     def __init__(self, z_dim: int = 128, w_dim: int = 128, channels=(256, 256, 128, 64, 32),
                  out_channels: int = 3, attention_at: int | None = 16, n_mapping: int = 4):
         super().__init__()

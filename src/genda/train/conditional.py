@@ -307,16 +307,17 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
 
     * digits: accuracy of ``models/classifier/<domain>.pt`` on the PNGs (label from the file name) and
       per class, with the classifier's real test accuracy (the ceiling) from ``metrics/classifier.json``;
-      FID / KID against the real test split of the domain.
-    * faces: FID / IS / KID against the real test faces (``ev["fid_reference"]``) and the face-detection
-      rate; attr_acgan also gets the accuracy of an attribute classifier trained here on the real faces
-      (``classifier_cfg["attr_steps"]`` steps; 0 skips it), per class and its real test accuracy.
+      FID / KID against the real test split of the domain, and the real-vs-real floor (as many real
+      training digits against the same test split).
+    * faces: FID / IS / KID against the real test faces (``ev["fid_reference"]``), its real-vs-real floor,
+      the face-detection rate; attr_acgan also gets the accuracy of an attribute classifier trained here on
+      the real faces (``classifier_cfg["attr_steps"]`` steps; 0 skips it), per class and its real test accuracy.
 
     ``ev`` is the ``evaluate`` params section."""
     from genda.config import resolve_path
     from genda.images import read_pngs
     from genda.metrics.digit_classifier import accuracy_report, load_classifier, predict, train_classifier
-    from genda.metrics.fidelity import compute_fidelity
+    from genda.metrics.fidelity import fidelity_with_floor
     from genda.runtime import get_device
 
     device = device or get_device()
@@ -346,16 +347,18 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
             r = json.loads(real.read_text())
             if r.get("domain") == domain:
                 out["classifier_real_acc"] = r.get("test_acc")
-        ref = load_prepared(digits_path(domain, root), "digits")["x_test"]
-        m = compute_fidelity(gen, ref, isc=False, kid_subset_size=max(2, min(ev["kid_subset_size"], len(gen),
-                                                                               len(ref))), **fid_kw)
+        digits = load_prepared(digits_path(domain, root), "digits")
+        ref, held_out = digits["x_test"], digits["x_train"]
+        m = fidelity_with_floor(gen, ref, held_out, isc=False,
+                                kid_subset_size=max(2, min(ev["kid_subset_size"], len(gen), len(ref))), **fid_kw)
     else:
         from genda.metrics.facedetect import face_detection_rate
+        from genda.metrics.gan_eval import face_reference
 
         faces = load_prepared(faces_path(root), "faces")
-        ref = faces["x_test"] if ev["fid_reference"] == "test" else faces["x_train"]
-        m = compute_fidelity(gen, ref, kid_subset_size=max(2, min(ev["kid_subset_size"], len(gen), len(ref))),
-                             **fid_kw)
+        ref, held_out = face_reference(faces, ev["fid_reference"])
+        m = fidelity_with_floor(gen, ref, held_out,
+                                kid_subset_size=max(2, min(ev["kid_subset_size"], len(gen), len(ref))), **fid_kw)
         m.update(face_detection_rate(gen))
         if info["method"] == "attr_acgan" and classifier_cfg["attr_steps"] > 0:
             attr = info["attribute"]

@@ -52,6 +52,14 @@ def build_discriminator(cfg: dict) -> nn.Module:
     return d
 
 
+def run_generator(G: nn.Module, z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """G(z), with G's noise inputs (StyleGAN2-lite) drawn from ``generator`` too, so that fixed-seed samples
+    and resumed trainings are reproducible."""
+    if getattr(G, "takes_noise_generator", False):
+        return G(z, noise_generator=generator)
+    return G(z)
+
+
 def _pair(v):
     return tuple(v) if v is not None else None
 
@@ -112,7 +120,7 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
                 real = random_hflip(real, generator=gen)
             z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
             with torch.no_grad():
-                fake = G(z)
+                fake = run_generator(G, z, gen)
             rt, ft = real_fake_targets(bs, smoothing=cfg["label_smoothing"], noisy_real=_pair(cfg["noisy_real"]),
                                        noisy_fake=_pair(cfg["noisy_fake"]), generator=gen)
             d_real, d_fake = D(aug(real)), D(aug(fake))
@@ -129,7 +137,7 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
             opt_d.step()
         for _ in range(cfg["g_steps"]):
             z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
-            g_loss = loss.g_loss(D(aug(G(z))))
+            g_loss = loss.g_loss(D(aug(run_generator(G, z, gen))))
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
@@ -189,5 +197,5 @@ def generate(G: nn.Module, cfg: dict, n: int, seed: int, device: torch.device, b
     out = []
     for i in range(0, n, batch):
         z = sample_z(min(batch, n - i), cfg["z_dim"], cfg["z_prior"], generator=g).to(device)
-        out.append(to_uint8_images(G(z)).cpu())
+        out.append(to_uint8_images(run_generator(G, z, g)).cpu())
     return torch.cat(out)
