@@ -24,7 +24,11 @@ def shrink(params: dict) -> dict:
     """The real params.yaml, shrunk (CPU, few steps, tiny nets) but with every section intact."""
     p = copy.deepcopy(params)
     p["data"].update(max_train=192, max_test=96, max_faces=160, domains=["mnistm", "usps"])
-    p["gan"].update(steps=4, batch_size=16, ngf=8, ndf=8, checkpoint_every=2, log_every=1)
+    gan_tiny = dict(steps=4, batch_size=16, ngf=8, ndf=8, checkpoint_every=2, log_every=1)
+    p["gan"].update(gan_tiny)
+    for entry in p["face_gans"].values():
+        if entry:
+            entry.update({k: v for k, v in gan_tiny.items() if k in entry})
     p["sample"].update(n_images=40, grid=16)
     p["evaluate"].update(kid_subset_size=20, batch_size=20)
     p["da"].update(pairs=["mnistm-usps"], steps=6, batch_size=32, checkpoint_every=3, log_every=2, tsne_points=40)
