@@ -182,9 +182,11 @@ def test_digit_method_trains_samples_and_evaluates(project, classifier, request,
     assert abs(sum(m["per_class_accuracy"].values()) / 10 - m["accuracy"]) < 1e-6  # 3 per class
     assert m["classifier_real_acc"] == classifier["test_acc"]
     assert m["fid"] > 0 and "kid_mean" in m and m["extractor"] and m["n_reference"] == 359
-    if calls is not None:  # FID/KID (no IS) of the 30 samples against the real mnistm test split
-        assert calls == [dict(calls[0], gen=(30, 3, 28, 28), ref=(359, 3, 28, 28), isc=False, fid=True, kid=True)]
-        assert calls[0]["kid_subset_size"] == 20
+    if calls is not None:  # FID/KID (no IS) of the 30 samples against the real mnistm test split, then the
+        # real-vs-real floor: 30 real training digits against the same split, same settings
+        call = dict(calls[0], gen=(30, 3, 28, 28), ref=(359, 3, 28, 28), isc=False, fid=True, kid=True)
+        assert calls == [call, call] and calls[0]["kid_subset_size"] == 20
+        assert m["n_real_floor"] == 30 and m["fid_real_floor"] == 12.5  # the stub's number
 
 
 # --------------------------------------------------------------------------- faces: attr_acgan, tag_cdcgan
@@ -201,8 +203,9 @@ def test_attr_acgan_pairs_and_attribute_accuracy(project, stub_fidelity):
     assert m["n_images"] == 12 and m["fid"] > 0 and m["is_mean"] >= 1.0 and 0.0 <= m["face_rate"] <= 1.0
     assert 0.0 <= m["attr_accuracy"] <= 1.0 and set(m["attr_per_class_accuracy"]) == {"0", "1"}
     assert 0.0 <= m["attr_classifier_real_acc"] <= 1.0
-    (call,) = stub_fidelity  # FID/IS/KID against the 40 real test faces
+    call, floor = stub_fidelity  # FID/IS/KID against the 40 real test faces, then 12 real training faces' floor
     assert call["gen"] == (12, 3, 64, 64) and call["ref"] == (40, 3, 64, 64) and call["isc"]
+    assert floor["gen"] == (12, 3, 64, 64) and floor["ref"] == (40, 3, 64, 64) and not floor["isc"]
 
 
 def test_tag_cdcgan_grid_over_tag_combinations(project, stub_fidelity):
@@ -219,7 +222,7 @@ def test_tag_cdcgan_grid_over_tag_combinations(project, stub_fidelity):
     run_stage(project, "evaluate_cond.py", "tag_cdcgan")
     m = json.loads((project / "metrics/cond/tag_cdcgan.json").read_text())
     assert m["n_images"] == 12 and m["fid"] > 0 and "attr_accuracy" not in m
-    assert [c["ref"] for c in stub_fidelity] == [(40, 3, 64, 64)]
+    assert [(c["ref"], c["isc"]) for c in stub_fidelity] == [((40, 3, 64, 64), True), ((40, 3, 64, 64), False)]
 
 
 def test_synthetic_tag_table(project):
