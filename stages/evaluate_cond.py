@@ -6,13 +6,15 @@ from pathlib import Path
 from genda import stage
 from genda.config import load_params
 from genda.tracking import Tracker
-from genda.train.conditional import evaluate_samples
 
 
 def main() -> None:
     name = sys.argv[1]
     params = load_params()
     with Tracker(f"evaluate_cond@{name}", params={"name": name, **params["evaluate"]}) as tr:
+        # torch-heavy import after the Tracker has started MLflow in its helper process (they overlap)
+        from genda.train.conditional import evaluate_samples
+
         m = evaluate_samples(Path(f"samples/cond/{name}"), params["evaluate"], params["classifier"],
                              seed=params["seed"])
         stage.write_json(m, Path(f"metrics/cond/{name}.json"))

@@ -1,21 +1,24 @@
-"""Stage `evaluate_da@<pair>-<setting>`: target/source test accuracy (mean ± std over seeds) + t-SNE features."""
+"""Stage `evaluate_da@<pair>`: target/source test accuracy (mean ± std over seeds) of every setting in
+da.settings -> metrics/da/<pair>.json, and their test features for t-SNE -> features/da/<pair>/<setting>.npz."""
 import sys
 from pathlib import Path
 
 from genda import stage
 from genda.config import load_params
-from genda.da.evaluate import evaluate_setting
 from genda.tracking import Tracker
 
 
 def main() -> None:
-    pair, setting = sys.argv[1], sys.argv[2]
+    pair = sys.argv[1]
     params = load_params()
-    with Tracker(f"evaluate_da@{pair}-{setting}", params={"pair": pair, "setting": setting}) as tr:
-        m = evaluate_setting(pair, setting, params["da"]["seeds"], params["da"]["tsne_points"],
-                             out_json=Path(f"metrics/da/{pair}/{setting}.json"),
-                             out_features=Path(f"features/da/{pair}/{setting}.npz"))
-        tr.log_metrics({k: v for k, v in m.items() if isinstance(v, float)})
+    da = params["da"]
+    with Tracker(f"evaluate_da@{pair}", params={"pair": pair, "settings": da["settings"], "seeds": da["seeds"]}) as tr:
+        # torch-heavy import after the Tracker has started MLflow in its helper process (they overlap)
+        from genda.da.evaluate import evaluate_pair
+
+        out = evaluate_pair(pair, da["settings"], da["seeds"], da["tsne_points"], out_json=Path(f"metrics/da/{pair}.json"),
+                            features_dir=Path(f"features/da/{pair}"))
+        tr.log_metrics({f"{s}.{k}": v for s, m in out.items() for k, v in m.items() if isinstance(v, float)})
 
 
 if __name__ == "__main__":

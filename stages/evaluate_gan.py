@@ -4,7 +4,6 @@ from pathlib import Path
 
 from genda import stage
 from genda.config import load_params
-from genda.metrics.gan_eval import evaluate_face_samples
 from genda.tracking import Tracker
 
 
@@ -12,6 +11,9 @@ def main() -> None:
     name = sys.argv[1]
     params = load_params()
     with Tracker(f"evaluate_gan@{name}", params={"method": name, **params["evaluate"]}) as tr:
+        # torch-heavy import after the Tracker has started MLflow in its helper process (they overlap)
+        from genda.metrics.gan_eval import evaluate_face_samples
+
         metrics = evaluate_face_samples(Path(f"samples/gan/{name}/images"), params["evaluate"],
                                         out=Path(f"metrics/gan/{name}/eval.json"))
         tr.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})

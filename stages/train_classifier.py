@@ -6,9 +6,6 @@ from pathlib import Path
 
 from genda import stage
 from genda.config import load_params
-from genda.data.store import digits_path, load_prepared
-from genda.metrics.digit_classifier import accuracy_report, predict, train_classifier
-from genda.runtime import get_device
 from genda.tracking import Tracker
 
 
@@ -16,9 +13,14 @@ def main() -> None:
     params = load_params()
     cfg = params["classifier"]
     domain = cfg["domain"]
-    data = load_prepared(digits_path(domain), "digits")
-    device = get_device()
     with Tracker("train_classifier", params={**cfg, "seed": params["seed"]}) as tr:
+        # torch-heavy imports after the Tracker has started MLflow in its helper process (they overlap)
+        from genda.data.store import digits_path, load_prepared
+        from genda.metrics.digit_classifier import accuracy_report, predict, train_classifier
+        from genda.runtime import get_device
+
+        data = load_prepared(digits_path(domain), "digits")
+        device = get_device()
         model, _ = train_classifier(cfg, data["x_train"], data["y_train"], n_classes=10, seed=params["seed"],
                                     device=device, ckpt_dir=Path(f"checkpoints/classifier/{domain}"),
                                     out_model=Path(f"models/classifier/{domain}.pt"), tracker=tr)

@@ -5,17 +5,19 @@ from pathlib import Path
 from genda import stage
 from genda.config import load_params
 from genda.config_cond import cond_config
-from genda.runtime import get_device
 from genda.tracking import Tracker
-from genda.train.conditional import load_cond_data, train_cond
 
 
 def main() -> None:
     name = sys.argv[1]
     params = load_params()
     cfg = cond_config(params, name)
-    data = load_cond_data(cfg, name, seed=params["seed"])
     with Tracker(f"train_cond@{name}", params={"name": name, **cfg, "seed": params["seed"]}) as tr:
+        # torch-heavy imports after the Tracker has started MLflow in its helper process (they overlap)
+        from genda.runtime import get_device
+        from genda.train.conditional import load_cond_data, train_cond
+
+        data = load_cond_data(cfg, name, seed=params["seed"])
         train_cond(cfg, data, seed=params["seed"], device=get_device(), ckpt_dir=Path(f"checkpoints/cond/{name}"),
                    out_model=Path(f"models/cond/{name}/model.pt"), tracker=tr,
                    loss_csv=Path(f"metrics/cond/{name}/losses.csv"))

@@ -4,10 +4,7 @@ from pathlib import Path
 
 from genda import stage
 from genda.config import da_setting_config, load_params
-from genda.data.store import digits_path, load_prepared
-from genda.runtime import get_device
 from genda.tracking import Tracker
-from genda.train.da import train_da
 
 
 def main() -> None:
@@ -15,11 +12,15 @@ def main() -> None:
     params = load_params()
     da, options = da_setting_config(params, setting)
     src_name, tgt_name = pair.split("-")
-    src, tgt = load_prepared(digits_path(src_name)), load_prepared(digits_path(tgt_name))
-    device = get_device()
     with Tracker(f"train_da@{pair}-{setting}", params={"pair": pair, "setting": setting, **da, **options}) as tr:
+        # torch-heavy imports after the Tracker has started MLflow in its helper process (they overlap)
+        from genda.data.store import digits_path, load_prepared
+        from genda.runtime import get_device
+        from genda.train.da import train_da
+
+        src, tgt = load_prepared(digits_path(src_name)), load_prepared(digits_path(tgt_name))
         for seed in da["seeds"]:
-            train_da(setting, options, da, src, tgt, seed=seed, device=device,
+            train_da(setting, options, da, src, tgt, seed=seed, device=get_device(),
                      ckpt_dir=Path(f"checkpoints/da/{pair}/{setting}/seed{seed}"),
                      out_model=Path(f"models/da/{pair}/{setting}/seed{seed}.pt"), tracker=tr)
 

@@ -4,18 +4,20 @@ from pathlib import Path
 
 from genda import stage
 from genda.config import face_gan_config, load_params
-from genda.data.store import faces_path, load_prepared
-from genda.runtime import get_device
 from genda.tracking import Tracker
-from genda.train.gan import train_gan
 
 
 def main() -> None:
     name = sys.argv[1]
     params = load_params()
     cfg = face_gan_config(params, name)
-    faces = load_prepared(faces_path(), kind="faces")
     with Tracker(f"train_gan@{name}", params={"method": name, **cfg, "seed": params["seed"]}) as tr:
+        # torch-heavy imports after the Tracker has started MLflow in its helper process (they overlap)
+        from genda.data.store import faces_path, load_prepared
+        from genda.runtime import get_device
+        from genda.train.gan import train_gan
+
+        faces = load_prepared(faces_path(), kind="faces")
         train_gan(cfg, faces["x_train"], seed=params["seed"], device=get_device(),
                   ckpt_dir=Path(f"checkpoints/gan/{name}"), out_model=Path(f"models/gan/{name}/generator.pt"),
                   tracker=tr, loss_csv=Path(f"metrics/gan/{name}/losses.csv"))

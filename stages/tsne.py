@@ -17,7 +17,7 @@ def main() -> None:
     for setting in params["da"]["settings"]:
         path = Path(f"features/da/{pair}/{setting}.npz")
         if not path.exists():
-            raise DataError(f"{path} not found; run `dvc repro evaluate_da@{pair}-{setting}` first")
+            raise DataError(f"{path} not found; run `dvc repro evaluate_da@{pair}` first")
         f = np.load(path)
         emb = tsne_2d(f["features"], seed=params["seed"])
         out = tsne_figure(emb, f["labels"], f["domains"], f"{pair} {setting}", Path(f"plots/tsne/{pair}/{setting}.png"),

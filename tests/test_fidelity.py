@@ -398,6 +398,16 @@ def test_face_rate_is_fraction(hopper64):
 
 
 @needs_cascade
+def test_face_counts_keep_image_order_across_threads(hopper64):
+    """Detection runs one image per core: counts must still line up with the images (here 40 images, a
+    face at the multiples of 7, more than two chunks of work)."""
+    gray = torch.full((1, 3, 64, 64), 128, dtype=torch.uint8)
+    batch = torch.cat([hopper64 if i % 7 == 0 else gray for i in range(40)])
+    counts = detect_faces(batch)
+    assert [c >= 1 for c in counts] == [i % 7 == 0 for i in range(40)]
+
+
+@needs_cascade
 def test_face_detection_bad_args(hopper64):
     with pytest.raises(DataError):
         face_detection_rate(hopper64.float())

@@ -533,6 +533,17 @@ def test_linear_attention_formula_and_minibatch_std():
 
 # ----------------------------------------------------------------------------- every method's config
 FULL_FACES = load_params(ROOT / "configs/real_faces.yaml", check_paths=False)
+SIZE_KEYS = {"steps", "batch_size", "ngf", "ndf", "checkpoint_every", "log_every"}
+
+
+def test_default_runs_every_face_gan_method_of_the_full_config_at_small_size():
+    """params.yaml (the embedded default) and configs/real_faces.yaml list the same methods with the same
+    settings; only the size keys differ, so the default's report compares the methods the full runs use."""
+    default = load_params(ROOT / "params.yaml", check_paths=False)
+    assert list(default["face_gans"]) == list(FULL_FACES["face_gans"])
+    for name in default["face_gans"]:
+        small, full = face_gan_config(default, name), face_gan_config(FULL_FACES, name)
+        assert {k for k in small if small[k] != full[k]} <= SIZE_KEYS, name
 
 
 @pytest.mark.parametrize("name", list(FULL_FACES["face_gans"]))

@@ -10,8 +10,9 @@ from conftest import make_project, run
 
 pytestmark = pytest.mark.slow
 
-# the default face GANs: Method A and B (every other face-GAN config is smoke-trained in test_gan_lib.py;
-# running all seven through DVC here would add ~6 min to CI)
+# The default runs seven face GANs; this end-to-end run keeps Method A and B (every face-GAN config is
+# smoke-trained in test_gan_lib.py, and test_default_pipeline_has_a_branch_for_every_method checks that
+# the default's DVC graph has all of them; running all seven through DVC here would add ~6 min to CI).
 FACE = ("dcgan", "dcgan_tricks")
 FACE_STAGES = {f"{s}@{g}" for s in ("train_gan", "sample_gan", "evaluate_gan") for g in FACE}
 COND = ("acgan", "ddpm", "attr_acgan", "tag_cdcgan")
@@ -27,9 +28,10 @@ def project(tmp_path_factory):
     from conftest import real_params, shrink
 
     root = tmp_path_factory.mktemp("pipeline")
-    params = real_params()
-    assert tuple(params["face_gans"]) == FACE
-    proj = make_project(root / "proj", shrink(params))
+    params = shrink(real_params())
+    params["face_gans"] = {g: params["face_gans"][g] for g in FACE}
+    params["da"]["settings"] = ["source_only", "dann", "target_only"]  # DSN, mean teacher: tests/test_da_lib.py
+    proj = make_project(root / "proj", params)
     run(["dvc", "remote", "add", "-d", "local", str(root / "remote")], proj)
     out = run(["dvc", "repro"], proj)
     run(["git", "add", "-A"], proj)
@@ -55,9 +57,9 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
         assert f"| {g} |" in report
     cfg = torch.load(proj / "models/gan/dcgan_tricks/generator.pt", weights_only=True)["cfg"]
     assert cfg["ema_decay"] == 0.999 and cfg["noisy_real"] == [0.7, 1.2] and cfg["steps"] == 4
+    da = json.loads((proj / "metrics/da/mnistm-usps.json").read_text())
     for s in ("source_only", "dann", "target_only"):
-        d = json.loads((proj / f"metrics/da/mnistm-usps/{s}.json").read_text())
-        assert 0.0 <= d["target_acc"] <= 1.0 and d["n_seeds"] == 1
+        assert 0.0 <= da[s]["target_acc"] <= 1.0 and da[s]["n_seeds"] == 1 and da[s]["setting"] == s
     assert (proj / "plots/tsne/mnistm-usps/dann.png").exists()
     assert "| *real vs real (40 held-out faces)* |" in report
     assert "| dcgan |" in report and "| dcgan_tricks |" in report and "| mnistm-usps |" in report and "88.3" in report
@@ -121,7 +123,7 @@ def test_mlflow_runs_have_params_losses_and_tags(project):
     con = sqlite3.connect(proj / "mlflow.db")
     runs = dict(con.execute("select run_uuid, name from runs").fetchall())
     names = list(runs.values())
-    assert names.count("train_gan@dcgan") == 2 and "evaluate_da@mnistm-usps-dann" in names
+    assert names.count("train_gan@dcgan") == 2 and "evaluate_da@mnistm-usps" in names
     tags = {}
     for run_id, key, value in con.execute("select run_uuid, key, value from tags"):
         tags.setdefault(run_id, {})[key] = value
@@ -129,7 +131,30 @@ def test_mlflow_runs_have_params_losses_and_tags(project):
     assert len(exp_runs) == 1, "the dvc exp run must be tagged with DVC_EXP_NAME"
     for r, n in runs.items():
         assert re.fullmatch(r"[0-9a-f]{40}", tags[r]["git_commit"]) and tags[r]["dvc_stage"] == n
+    assert {s for (s,) in con.execute("select status from runs")} == {"FINISHED"}
     steps = con.execute("select count(*) from metrics where run_uuid=? and key='loss_d'", (exp_runs[0],)).fetchone()[0]
     assert steps == 4  # one per step with log_every=1
     lr = con.execute("select value from params where run_uuid=? and key='lr_d'", (exp_runs[0],)).fetchone()[0]
     assert float(lr) == 5e-5
+
+
+def test_default_pipeline_has_a_branch_for_every_method(tmp_path):
+    """The unshrunk default params.yaml: DVC's graph has train/sample/evaluate for each of the seven face GANs and
+    four conditional methods, a train stage per (pair, setting) for the seeds' four pairs x five settings, an
+    evaluate and a t-SNE stage per pair, and one report (the graph only: nothing runs)."""
+    from conftest import real_params
+
+    params = real_params()
+    proj = make_project(tmp_path / "proj", params)
+    stages = set(run(["dvc", "stage", "list", "--name-only"], proj).stdout.split())
+    gans = ("dcgan", "dcgan_tricks", "lsgan", "wgan_gp", "sngan_hinge", "dcgan_diffaug_ema", "stylegan2_lite")
+    pairs = ("svhn-mnistm", "mnistm-usps", "usps-svhn", "mnistm-svhn")
+    settings = ("source_only", "dann", "dsn", "mean_teacher", "target_only")
+    assert tuple(params["face_gans"]) == gans and tuple(params["da"]["pairs"]) == pairs
+    assert tuple(params["da"]["settings"]) == settings
+    expected = ({"prepare", "train_classifier", "report"}
+                | {f"{s}@{g}" for s in ("train_gan", "sample_gan", "evaluate_gan") for g in gans}
+                | COND_STAGES
+                | {f"train_da@{p}-{s}" for p in pairs for s in settings}
+                | {f"{s}@{p}" for s in ("evaluate_da", "tsne") for p in pairs})
+    assert stages == expected

@@ -76,8 +76,9 @@ def build_report(params: dict, root: Path = Path("."), out_dir: Path = Path("rep
               "|---" * (len(da["settings"]) + 2) + "|"]
     for pair in da["pairs"]:
         cells = []
+        per_pair = _load(root / f"metrics/da/{pair}.json") or {}
         for s in da["settings"]:
-            m = _load(root / f"metrics/da/{pair}/{s}.json")
+            m = per_pair.get(s)
             cells.append(f"{100 * m['target_acc']:.1f} ± {100 * m['target_acc_std']:.1f}" if m else "–")
         best = SEED_DA_BEST.get(pair)
         lines.append(f"| {pair} | " + " | ".join(cells) + f" | {best if best is not None else '–'} |")

@@ -1,15 +1,22 @@
-"""MLflow run logging for every train/evaluate stage — never fatal.
+"""MLflow run logging for every train/evaluate stage — never fatal, and off the stage's critical path.
 
 Tracking URI: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the project root.  Each run is
 tagged with the git commit (and whether the tree was dirty), ``DVC_EXP_NAME`` (set by ``dvc exp run``)
 and the DVC stage name, so every number in MLflow points back to a commit, params and a checkpoint.
-If the tracking server is unreachable or MLflow fails in any way, a single warning is printed and
-training goes on; metrics are buffered and sent in batches so per-step logging stays cheap.
+
+Importing MLflow and opening its store costs ~6 s of CPU on a small machine, per stage.  So a
+:class:`Tracker` hands all MLflow work to a helper process (``python -m genda.tracking``) that it starts
+first thing: MLflow loads on another core while the stage imports torch and works, and the stage only
+streams JSON lines to it (params, batched metrics, tags, artifacts, the end status) and waits for it
+at the end.  If the tracking server is unreachable or MLflow fails in any way, the helper prints a
+single warning and the stage goes on; a stage killed mid-run leaves its run marked ``KILLED``.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -45,12 +52,20 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _warn(what: str, err: BaseException) -> None:
+    print(f"RuntimeWarning: MLflow {what} failed ({type(err).__name__}: {err}); continuing without tracking",
+          file=sys.stderr, flush=True)
+
+
 class Tracker:
     """Context manager around one MLflow run::
 
         with Tracker("train_gan@dcgan", params=cfg) as tr:
             tr.log_metrics({"loss_d": 0.7}, step=10)
             tr.log_artifact("samples/grid.png")
+
+    Enter it before the stage's heavy imports (torch), so that MLflow starts in parallel with them.
+    ``GENDA_MLFLOW=0`` turns tracking off.
     """
 
     def __init__(self, stage: str, params: dict | None = None, root: Path | None = None,
@@ -63,101 +78,131 @@ class Tracker:
         self.extra_tags = tags or {}
         self.flush_every = flush_every
         self._buffer: list = []
-        self._run = None
-        self._client = None
+        self._proc: subprocess.Popen | None = None
         self.enabled = os.environ.get("GENDA_MLFLOW", "1") != "0"
-        self.run_id: str | None = None
-
-    # --- helpers
-    def _fail(self, what: str, err: Exception) -> None:
-        warnings.warn(f"MLflow {what} failed ({type(err).__name__}: {err}); continuing without tracking",
-                      RuntimeWarning, stacklevel=3)
-        self.enabled = False
 
     def tracking_uri(self) -> str:
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def _send(self, **msg) -> None:
+        if not self.enabled or self._proc is None:
+            return
+        try:
+            self._proc.stdin.write(json.dumps(msg) + "\n")
+            self._proc.stdin.flush()
+        except (OSError, ValueError) as e:  # the helper died: it has said why
+            warnings.warn(f"MLflow helper gone ({type(e).__name__}); continuing without tracking",
+                          RuntimeWarning, stacklevel=3)
+            self.enabled = False
 
     def __enter__(self) -> "Tracker":
         if not self.enabled:
             return self
         try:
-            import logging
-
-            logging.getLogger("alembic").setLevel(logging.WARNING)
-            logging.getLogger("mlflow").setLevel(logging.WARNING)
-            import mlflow
-            from mlflow.tracking import MlflowClient
-
-            uri = self.tracking_uri()
-            mlflow.set_tracking_uri(uri)
-            self._client = MlflowClient(uri)
-            exp = self._client.get_experiment_by_name(EXPERIMENT)
-            exp_id = exp.experiment_id if exp else self._client.create_experiment(EXPERIMENT)
-            sha, dirty = git_commit(self.root)
-            tags = {
-                "git_commit": sha,
-                "git_dirty": str(dirty),
-                "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
-                "dvc_stage": self.stage,
-                "mlflow.runName": self.stage,
-                **{k: str(v) for k, v in self.extra_tags.items()},
-            }
-            run = self._client.create_run(exp_id, tags=tags, run_name=self.stage)
-            self.run_id = run.info.run_id
-            from mlflow.entities import Param
-
-            flat = flatten(self.params)
-            items = [Param(k, str(v)[:6000]) for k, v in flat.items()]
-            for i in range(0, len(items), 100):
-                self._client.log_batch(self.run_id, params=items[i:i + 100])
-        except Exception as e:  # unreachable server, bad URI, DB locked ...
-            self._fail("start", e)
+            self._proc = subprocess.Popen([sys.executable, "-m", "genda.tracking"], stdin=subprocess.PIPE,
+                                          text=True, cwd=self.root)
+        except OSError as e:
+            _warn("start", e)
+            self.enabled = False
+            return self
+        tags = {"dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""), "dvc_stage": self.stage,
+                "mlflow.runName": self.stage, **{k: str(v) for k, v in self.extra_tags.items()}}
+        params = {k: str(v)[:6000] for k, v in flatten(self.params).items()}
+        self._send(op="start", uri=self.tracking_uri(), root=str(self.root), stage=self.stage, tags=tags,
+                   params=params, start_ms=int(time.time() * 1000))
         return self
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        if not self.enabled or self.run_id is None:
+        if not self.enabled:
             return
-        from mlflow.entities import Metric
-
         ts = int(time.time() * 1000)
-        for k, v in metrics.items():
-            if v is None:
-                continue
-            self._buffer.append(Metric(k, float(v), ts, int(step)))
+        self._buffer.extend([k, float(v), ts, int(step)] for k, v in metrics.items() if v is not None)
         if len(self._buffer) >= self.flush_every:
             self.flush()
 
     def flush(self) -> None:
-        if not self.enabled or self.run_id is None or not self._buffer:
-            return
-        try:
-            for i in range(0, len(self._buffer), 1000):
-                self._client.log_batch(self.run_id, metrics=self._buffer[i:i + 1000])
-        except Exception as e:
-            self._fail("log_batch", e)
+        if self._buffer:
+            self._send(op="metrics", items=self._buffer)
         self._buffer = []
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        if not self.enabled or self.run_id is None or not Path(path).exists():
-            return
-        try:
-            self._client.log_artifact(self.run_id, str(path), artifact_path)
-        except Exception as e:
-            self._fail("log_artifact", e)
+        if Path(path).exists():
+            self._send(op="artifact", path=str(Path(path).resolve()), artifact_path=artifact_path)
 
     def set_tags(self, tags: dict) -> None:
-        if not self.enabled or self.run_id is None:
-            return
-        try:
-            for k, v in tags.items():
-                self._client.set_tag(self.run_id, k, str(v))
-        except Exception as e:
-            self._fail("set_tag", e)
+        self._send(op="tags", tags={k: str(v) for k, v in tags.items()})
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.flush()
-        if self.enabled and self.run_id is not None:
+        self._send(op="end", status="FINISHED" if exc_type is None else "FAILED")
+        if self._proc is not None:
             try:
-                self._client.set_terminated(self.run_id, "FINISHED" if exc_type is None else "FAILED")
-            except Exception as e:
-                self._fail("end", e)
+                self._proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self._proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                warnings.warn("MLflow helper did not finish in 300 s; killed", RuntimeWarning, stacklevel=2)
+            self._proc = None
+
+
+def _worker(lines) -> None:
+    """The helper process: one MLflow run driven by JSON lines (see :class:`Tracker`).  After a failure it
+    warns once and keeps draining its input, so the stage never blocks on a full pipe."""
+    client = run_id = None
+    ok, ended = True, False
+    for line in lines:
+        if not ok:
+            continue
+        msg = json.loads(line)
+        op = msg["op"]
+        try:
+            if op == "start":
+                import logging
+
+                logging.getLogger("alembic").setLevel(logging.WARNING)
+                logging.getLogger("mlflow").setLevel(logging.WARNING)
+                from mlflow.entities import Param
+                from mlflow.tracking import MlflowClient
+
+                client = MlflowClient(msg["uri"])
+                exp = client.get_experiment_by_name(EXPERIMENT)
+                exp_id = exp.experiment_id if exp else client.create_experiment(EXPERIMENT)
+                sha, dirty = git_commit(Path(msg["root"]))
+                tags = {"git_commit": sha, "git_dirty": str(dirty), **msg["tags"]}
+                run_id = client.create_run(exp_id, start_time=msg["start_ms"], tags=tags,
+                                           run_name=msg["stage"]).info.run_id
+                items = [Param(k, v) for k, v in msg["params"].items()]
+                for i in range(0, len(items), 100):
+                    client.log_batch(run_id, params=items[i:i + 100])
+            elif op == "metrics":
+                from mlflow.entities import Metric
+
+                items = [Metric(*m) for m in msg["items"]]
+                for i in range(0, len(items), 1000):
+                    client.log_batch(run_id, metrics=items[i:i + 1000])
+            elif op == "tags":
+                for k, v in msg["tags"].items():
+                    client.set_tag(run_id, k, v)
+            elif op == "artifact":
+                client.log_artifact(run_id, msg["path"], msg["artifact_path"])
+            elif op == "end":
+                client.set_terminated(run_id, msg["status"])
+                ended = True
+        except Exception as e:  # unreachable server, bad URI, DB locked ...
+            _warn(op, e)
+            ok = False
+    if ok and run_id is not None and not ended:  # the stage died without saying goodbye (e.g. kill -9)
+        try:
+            client.set_terminated(run_id, "KILLED")
+        except Exception as e:
+            _warn("end", e)
+
+
+if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the stage; the helper then records how it ended
+    _worker(sys.stdin)

@@ -12,10 +12,23 @@ from genda.stage import write_json
 from genda.train.da import embed, load_da_model, predict
 
 
-def evaluate_setting(pair: str, setting: str, seeds: list[int], tsne_points: int, *, out_json: Path,
-                     out_features: Path | None = None) -> dict:
+def evaluate_pair(pair: str, settings: list[str], seeds: list[int], tsne_points: int, *, out_json: Path,
+                  features_dir: Path | None = None) -> dict:
+    """Every setting of one pair (the test splits loaded once): ``{setting: metrics}`` -> ``out_json``,
+    t-SNE features -> ``features_dir/<setting>.npz``."""
     src_name, tgt_name = pair.split("-")
     src, tgt = load_prepared(digits_path(src_name)), load_prepared(digits_path(tgt_name))
+    out = {s: evaluate_setting(pair, s, seeds, tsne_points, src=src, tgt=tgt,
+                               out_features=features_dir / f"{s}.npz" if features_dir else None)
+           for s in settings}
+    write_json(out, out_json)
+    return out
+
+
+def evaluate_setting(pair: str, setting: str, seeds: list[int], tsne_points: int, *, src: dict, tgt: dict,
+                     out_features: Path | None = None) -> dict:
+    """Target / source test accuracy of ``models/da/<pair>/<setting>/seed<k>.pt`` over ``seeds`` (mean, sample
+    std, per seed); the first seed's test features of ``tsne_points`` images per domain -> ``out_features``."""
     device = get_device()
     per_seed = {}
     for seed in seeds:
@@ -38,7 +51,6 @@ def evaluate_setting(pair: str, setting: str, seeds: list[int], tsne_points: int
          "target_acc": float(t.mean()), "target_acc_std": float(t.std(ddof=1)) if len(t) > 1 else 0.0,
          "source_acc": float(s.mean()), "source_acc_std": float(s.std(ddof=1)) if len(s) > 1 else 0.0,
          "per_seed": per_seed}
-    write_json(m, out_json)
     print(f"[evaluate_da] {pair} {setting}: target acc {m['target_acc']:.4f} ± {m['target_acc_std']:.4f}, "
           f"source acc {m['source_acc']:.4f}")
     return m
