@@ -8,10 +8,11 @@ PAIR=${2:-mnistm-usps}
 W=${1:-/tmp/genda_real_da}
 mkdir -p "$W"
 # the config with this pair's two domains and the pair itself (and SETTINGS, when given)
-python3 - "$PAIR" "$W/params_real_da.yaml" "${SETTINGS:-}" <<'PY'
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+"$ROOT/.venv/bin/python" - "$PAIR" "$W/params_real_da.yaml" "${SETTINGS:-}" "$ROOT/configs/real_da_cpu.yaml" <<'PY'
 import sys, yaml
-pair, out, settings = sys.argv[1], sys.argv[2], sys.argv[3].split()
-p = yaml.safe_load(open("configs/real_da_cpu.yaml"))
+pair, out, settings, base = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
+p = yaml.safe_load(open(base))
 p["data"]["domains"] = pair.split("-")
 p["da"]["pairs"] = [pair]
 if settings:

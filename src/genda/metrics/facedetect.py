@@ -14,8 +14,8 @@ The detector is deterministic; the number depends on the OpenCV version, which i
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
