@@ -3,7 +3,8 @@
 # Usage (from a script): source "$(dirname "$0")/scratch_env.sh" PARAMS_FILE WORKDIR
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 W=$2; mkdir -p "$W"
-rsync -a --exclude .git --exclude .venv --exclude .carry --exclude data/prepared "$SRC"/ "$W"/
+# tar, not rsync: tar is on every fresh machine (rsync is not installed by default)
+tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./.carry --exclude=./data/prepared -cf - . | tar -C "$W" -xf -
 cd "$W"
-export PATH="$SRC/.venv/bin:$PATH" GENDA_PARAMS=$1 GENDA_DEVICE=cpu OMP_NUM_THREADS=1 GENDA_MLFLOW=${GENDA_MLFLOW:-1}
+export PATH="$SRC/.venv/bin:$PATH" GENDA_PARAMS=$1 GENDA_DEVICE=cpu GENDA_THREADS=1 GENDA_MLFLOW=${GENDA_MLFLOW:-1}
 python stages/prepare.py

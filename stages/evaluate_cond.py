@@ -17,7 +17,7 @@ def main() -> None:
 
         m = evaluate_samples(Path(f"samples/cond/{name}"), params["evaluate"], params["classifier"],
                              seed=params["seed"])
-        stage.write_json(m, Path(f"metrics/cond/{name}.json"))
+        stage.write_metrics(m, Path(f"metrics/cond/{name}.json"))
         tr.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         tr.set_tags({"fid_extractor": m.get("extractor", "")})
         tr.log_artifact(f"samples/cond/{name}/grid.png")

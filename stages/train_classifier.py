@@ -27,10 +27,10 @@ def main() -> None:
         rep = accuracy_report(predict(model, data["x_test"], device), data["y_test"], 10)
         m = {"domain": domain, "test_acc": rep["accuracy"], "per_class_test_acc": rep["per_class"],
              "n_test": rep["n"], "steps": cfg["steps"]}
-        stage.write_json(m, Path("metrics/classifier.json"))
+        stage.write_metrics(m, Path("metrics/classifier.json"))
         tr.log_metrics({"test_acc": rep["accuracy"]}, step=cfg["steps"])
     print(f"[train_classifier] {domain}: real test accuracy {rep['accuracy']:.4f} on {rep['n']} images")
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, distributed=True)

@@ -25,4 +25,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, distributed=True)

@@ -26,4 +26,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, distributed=True)

@@ -75,3 +75,52 @@ def test_checkpoint_from_other_settings_is_not_resumed(tmp_path, tiny_params):
     (d / "params.yaml").write_text(yaml.safe_dump(p))
     out = run([sys.executable, "stages/train_gan.py", "dcgan"], d, env={"GENDA_MLFLOW": "0"}).stdout
     assert "made with other settings; starting fresh" in out and "resumed" not in out
+
+
+def _ck(tmp_path, total=None):
+    from genda.checkpoint import Checkpointer
+
+    return Checkpointer(tmp_path / "ck", every=5, fingerprint="f", total=total)
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one_then_fresh(tmp_path, capsys):
+    ck = _ck(tmp_path)
+    ck.save(5, {"w": torch.ones(2)})
+    ck.save(10, {"w": torch.full((2,), 2.0)})
+    assert int(load_weights(ck.prev)["step"]) == 5, "a save keeps the checkpoint it replaces"
+    ck.path.write_bytes(os.urandom(1024))  # 1 KB of random bytes over the newest checkpoint
+    step, state = ck.load()
+    out = capsys.readouterr().out
+    assert step == 5 and torch.equal(state["w"], torch.ones(2))
+    assert f"cannot load checkpoint {ck.path}" in out and f"falling back to the previous checkpoint {ck.prev}" in out
+    ck.prev.write_bytes(b"")  # both bad: a fresh start with a warning naming each file, never a dead end
+    assert ck.load() is None
+    out = capsys.readouterr().out
+    assert str(ck.path) in out and str(ck.prev) in out and "starting fresh" in out
+
+
+def test_finished_checkpoint_is_not_resumed(tmp_path, capsys):
+    ck = _ck(tmp_path, total=10)
+    ck.save(5, {"w": torch.ones(1)})
+    assert ck.load()[0] == 5
+    ck.save(10, {"w": torch.ones(1)})
+    assert ck.load() is None
+    assert "holds a finished run (10/10 steps); retraining from scratch" in capsys.readouterr().out
+
+
+def test_stage_with_corrupt_checkpoint_trains_and_a_rerun_retrains(tmp_path, tiny_params):
+    """The issue's dead end: 1 KB of random bytes in checkpoints/gan/dcgan/last.pt used to stop the stage."""
+    d = tmp_path / "proj"
+    _prepare(d, tiny_params)
+    ckpt = d / "checkpoints/gan/dcgan/last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(os.urandom(1024))
+    env = {"GENDA_MLFLOW": "0"}
+    out = run([sys.executable, "stages/train_gan.py", "dcgan"], d, env=env).stdout
+    assert f"cannot load checkpoint {ckpt.relative_to(d)}" in out and "starting fresh" in out
+    first = load_weights(d / "models/gan/dcgan/generator.pt")["G"]
+    # running the finished stage again (dvc repro -f, or a changed code dependency) retrains from step 0
+    out = run([sys.executable, "stages/train_gan.py", "dcgan"], d, env=env).stdout
+    assert "retraining from scratch" in out and "resumed" not in out
+    again = load_weights(d / "models/gan/dcgan/generator.pt")["G"]
+    assert all(torch.equal(first[k], again[k]) for k in first), "same params and seed, same weights"

@@ -1,9 +1,18 @@
 """Periodic training checkpoints that survive `kill -9`, and resume from them.
 
 A checkpoint holds model/optimiser/scheduler state dicts, the step, RNG states and the loss history,
-plus a fingerprint of the settings that produced it: a checkpoint made under other settings is never
-resumed (the run starts fresh instead).  Writes are atomic (temp file + ``os.replace``) so a kill during
-a save leaves the previous checkpoint intact.  Loading uses ``torch.load(weights_only=True)``.
+plus a fingerprint of the settings that produced it.  Rules of :meth:`Checkpointer.load`:
+
+* made under other settings (fingerprint differs) -> never resumed, the run starts fresh;
+* a *finished* run (its step equals the run's total) -> never resumed either: a stage that runs again
+  after finishing was forced (``dvc repro -f``) or has a changed dependency, so it retrains from scratch;
+* unreadable (corrupt, truncated) -> a warning naming the file, then the previous good checkpoint
+  (``prev.pt``, kept by every save) is tried, then a fresh start.  Never a dead end.
+
+Writes are atomic (temp file + ``os.replace``), and the checkpoint being replaced is kept as ``prev.pt``,
+so a kill or a disk fault during a save leaves a loadable checkpoint.  In a distributed run every rank
+calls :meth:`Checkpointer.save` (it gathers each rank's generator state) and rank 0 alone writes.
+Loading uses ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
@@ -15,6 +24,11 @@ import torch
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
+    """Write `obj` with torch.save to `path` atomically.  In a distributed run only rank 0 writes."""
+    from genda import distributed
+
+    if not distributed.is_main():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -51,29 +65,85 @@ def set_rng_state(state: dict) -> None:
 
 
 class Checkpointer:
-    """Saves `{"step", "fingerprint", "state": {...}}` to ``<dir>/last.pt`` every `every` steps."""
+    """Saves `{"step", "fingerprint", "rng", "state": {...}}` to ``<dir>/last.pt`` every `every` steps,
+    keeping the checkpoint it replaces as ``<dir>/prev.pt``."""
 
-    def __init__(self, directory: str | Path, every: int, fingerprint: str):
+    def __init__(self, directory: str | Path, every: int, fingerprint: str, total: int | None = None):
         self.path = Path(directory) / "last.pt"
+        self.prev = Path(directory) / "prev.pt"
         self.every = every
-        self.fingerprint = fingerprint
+        from genda import distributed
+
+        # a distributed run draws other batches and noise: its checkpoints resume only at the same world size
+        ws = distributed.world_size()
+        self.fingerprint = fingerprint if ws == 1 else f"{fingerprint}-world{ws}"
+        self.total = total
 
     def due(self, step: int) -> bool:
         """`step` = number of completed steps."""
         return step > 0 and step % self.every == 0
 
     def save(self, step: int, state: dict) -> None:
-        save_atomic({"step": step, "fingerprint": self.fingerprint, "rng": rng_state(), "state": state}, self.path)
+        from genda import distributed
+
+        rng = rng_state()
+        if distributed.world_size() > 1:  # each rank draws its own noise: keep every rank's generators
+            rng = {**rng, "ranks": distributed.all_gather_object(rng_state())}
+            if "gen" in state:
+                state = {**state, "gen_ranks": distributed.all_gather_object(state["gen"])}
+        if not distributed.is_main():
+            return
+        obj = {"step": step, "fingerprint": self.fingerprint, "rng": rng, "state": state,
+               "world_size": distributed.world_size()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save(obj, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        if self.path.exists():
+            os.replace(self.path, self.prev)
+        os.replace(tmp, self.path)
+
+    def _read(self, path: Path, device) -> dict | None:
+        try:
+            ck = load_weights(path, map_location=device)
+            if not isinstance(ck, dict) or not {"step", "fingerprint", "state"} <= set(ck):
+                raise ValueError("not a genda training checkpoint")
+            return ck
+        except Exception as e:
+            msg = str(e) if str(e).startswith("cannot load") else f"cannot load checkpoint {path}: {e}"
+            print(f"[checkpoint] warning: {msg}", flush=True)
+            return None
 
     def load(self, device: str | torch.device = "cpu") -> tuple[int, dict] | None:
-        """(step, state) of a resumable checkpoint made with the same settings, else None."""
-        if not self.path.exists():
-            return None
-        ck = load_weights(self.path, map_location=device)
-        if ck.get("fingerprint") != self.fingerprint:
-            print(f"[checkpoint] {self.path} was made with other settings; starting fresh")
-            return None
-        rng = ck["rng"]
-        rng["torch"] = rng["torch"].cpu()
-        set_rng_state(rng)
-        return int(ck["step"]), ck["state"]
+        """(step, state) of a resumable checkpoint made with the same settings, else None (start fresh)."""
+        from genda import distributed
+
+        for path in (self.path, self.prev):
+            if not path.exists():
+                continue
+            ck = self._read(path, device)
+            if ck is None:
+                fallback = path == self.path and self.prev.exists()
+                print(f"[checkpoint] {f'falling back to the previous checkpoint {self.prev}' if fallback else 'starting fresh'}",
+                      flush=True)
+                continue
+            if ck.get("fingerprint") != self.fingerprint:
+                print(f"[checkpoint] {path} was made with other settings; starting fresh")
+                return None
+            step = int(ck["step"])
+            if self.total is not None and step >= self.total:
+                print(f"[checkpoint] {path} holds a finished run ({step}/{self.total} steps); retraining from "
+                      f"scratch (the stage was forced or a dependency changed)")
+                return None
+            rank = distributed.rank()
+            rng = ck["rng"]
+            if "ranks" in rng and rank < len(rng["ranks"]):
+                rng = rng["ranks"][rank]
+            rng["torch"] = rng["torch"].cpu()
+            set_rng_state(rng)
+            state = ck["state"]
+            if "gen_ranks" in state:
+                state["gen"] = state.pop("gen_ranks")[rank] if rank < len(state["gen_ranks"]) else state["gen"]
+            return step, state
+        return None

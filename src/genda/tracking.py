@@ -1,6 +1,10 @@
 """MLflow run logging for every train/evaluate stage — never fatal, and off the stage's critical path.
 
-Tracking URI: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the project root.  Each run is
+Tracking URI: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the project root — the root of the
+DVC repository that started the stage (``$DVC_ROOT``), so the runs of queued experiments, which DVC runs
+in temporary copies of the project, land in the project's own ``mlflow.db``.  Several stages may write to
+one sqlite store at once (``dvc queue start -j 2``): creating the store is serialised by a file lock and
+a write that finds the database locked is retried with back-off.  Each run is
 tagged with the git commit (and whether the tree was dirty), ``DVC_EXP_NAME`` (set by ``dvc exp run``)
 and the DVC stage name, so every number in MLflow points back to a commit, params and a checkpoint.
 
@@ -79,10 +83,13 @@ class Tracker:
         self.flush_every = flush_every
         self._buffer: list = []
         self._proc: subprocess.Popen | None = None
-        self.enabled = os.environ.get("GENDA_MLFLOW", "1") != "0"
+        from genda.distributed import is_main_process
+
+        self.enabled = os.environ.get("GENDA_MLFLOW", "1") != "0" and is_main_process()  # rank 0 alone logs
 
     def tracking_uri(self) -> str:
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / 'mlflow.db'}"
+        root = Path(os.environ.get("DVC_ROOT") or self.root)
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
 
     def _send(self, **msg) -> None:
         if not self.enabled or self._proc is None:
@@ -134,6 +141,10 @@ class Tracker:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.flush()
+        if self.enabled and "torch" in sys.modules:  # the stage has imported torch by now: record where it ran
+            from genda.runtime import environment
+
+            self.set_tags({f"env.{k}": v for k, v in flatten(environment()).items()})
         self._send(op="end", status="FINISHED" if exc_type is None else "FAILED")
         if self._proc is not None:
             try:
@@ -146,6 +157,50 @@ class Tracker:
                 self._proc.kill()
                 warnings.warn("MLflow helper did not finish in 300 s; killed", RuntimeWarning, stacklevel=2)
             self._proc = None
+
+
+def _is_locked(err: BaseException) -> bool:
+    text = f"{type(err).__name__}: {err}".lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def _retry(fn, *args, attempts: int = 10, first_wait: float = 0.1, **kwargs):
+    """Call fn; while sqlite says the database is locked (another stage is writing), wait and retry
+    (0.1, 0.2, 0.4 ... s: about 100 s in all), then give up with the last error."""
+    wait = first_wait
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            if not _is_locked(e) or i == attempts - 1:
+                raise
+            time.sleep(wait)
+            wait = min(wait * 2, 20.0)
+
+
+class _StoreLock:
+    """An exclusive file lock beside a sqlite store while it is opened (and created / migrated): two
+    stages starting at once must not both create the tables.  No-op for other stores."""
+
+    def __init__(self, uri: str):
+        self.path = uri[len("sqlite:///"):] + ".lock" if uri.startswith("sqlite:///") else None
+        self._f = None
+
+    def __enter__(self):
+        if self.path:
+            import fcntl
+
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(self.path, "a")
+            fcntl.flock(self._f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self._f:
+            import fcntl
+
+            fcntl.flock(self._f, fcntl.LOCK_UN)
+            self._f.close()
 
 
 def _worker(lines) -> None:
@@ -167,36 +222,38 @@ def _worker(lines) -> None:
                 from mlflow.entities import Param
                 from mlflow.tracking import MlflowClient
 
-                client = MlflowClient(msg["uri"])
-                exp = client.get_experiment_by_name(EXPERIMENT)
-                exp_id = exp.experiment_id if exp else client.create_experiment(EXPERIMENT)
+                with _StoreLock(msg["uri"]):
+                    client = MlflowClient(msg["uri"])
+                    exp = _retry(client.get_experiment_by_name, EXPERIMENT)
+                    exp_id = exp.experiment_id if exp else _retry(client.create_experiment, EXPERIMENT)
                 sha, dirty = git_commit(Path(msg["root"]))
                 tags = {"git_commit": sha, "git_dirty": str(dirty), **msg["tags"]}
-                run_id = client.create_run(exp_id, start_time=msg["start_ms"], tags=tags,
-                                           run_name=msg["stage"]).info.run_id
+                run_id = _retry(client.create_run, exp_id, start_time=msg["start_ms"], tags=tags,
+                                run_name=msg["stage"]).info.run_id
                 items = [Param(k, v) for k, v in msg["params"].items()]
                 for i in range(0, len(items), 100):
-                    client.log_batch(run_id, params=items[i:i + 100])
+                    _retry(client.log_batch, run_id, params=items[i:i + 100])
             elif op == "metrics":
                 from mlflow.entities import Metric
 
                 items = [Metric(*m) for m in msg["items"]]
                 for i in range(0, len(items), 1000):
-                    client.log_batch(run_id, metrics=items[i:i + 1000])
+                    _retry(client.log_batch, run_id, metrics=items[i:i + 1000])
             elif op == "tags":
-                for k, v in msg["tags"].items():
-                    client.set_tag(run_id, k, v)
+                from mlflow.entities import RunTag
+
+                _retry(client.log_batch, run_id, tags=[RunTag(k, v) for k, v in msg["tags"].items()])
             elif op == "artifact":
                 client.log_artifact(run_id, msg["path"], msg["artifact_path"])
             elif op == "end":
-                client.set_terminated(run_id, msg["status"])
+                _retry(client.set_terminated, run_id, msg["status"])
                 ended = True
         except Exception as e:  # unreachable server, bad URI, DB locked ...
             _warn(op, e)
             ok = False
     if ok and run_id is not None and not ended:  # the stage died without saying goodbye (e.g. kill -9)
         try:
-            client.set_terminated(run_id, "KILLED")
+            _retry(client.set_terminated, run_id, "KILLED")
         except Exception as e:
             _warn("end", e)
 

@@ -8,7 +8,7 @@ import torch
 
 from genda.data.store import digits_path, load_prepared
 from genda.runtime import get_device
-from genda.stage import write_json
+from genda.stage import write_metrics
 from genda.train.da import embed, load_da_model, predict
 
 
@@ -21,7 +21,7 @@ def evaluate_pair(pair: str, settings: list[str], seeds: list[int], tsne_points:
     out = {s: evaluate_setting(pair, s, seeds, tsne_points, src=src, tgt=tgt,
                                out_features=features_dir / f"{s}.npz" if features_dir else None)
            for s in settings}
-    write_json(out, out_json)
+    write_metrics(out, out_json)
     return out
 
 

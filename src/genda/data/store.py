@@ -59,14 +59,27 @@ class BatchStream:
     batch at any step is a pure function of (seed, step): resuming at step s reproduces exactly the
     batches an uninterrupted run would have seen, without saving any sampler state.  The last partial
     batch of an epoch is dropped.
+
+    In a distributed run (:mod:`genda.distributed`) every rank draws the same global batch of
+    ``batch_size`` and keeps its own contiguous shard of ``batch_size / world_size`` images;
+    :attr:`batch_size` is then the per-rank size.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
+        from genda import distributed
+
         if n < 1:
             raise DataError("cannot draw batches from an empty split")
         self.n, self.seed, self.device = n, seed, device
-        self.batch_size = min(batch_size, n)
-        self.per_epoch = max(1, n // self.batch_size)
+        self.global_batch = min(batch_size, n)
+        self.world, self.rank = distributed.world_size(), distributed.rank()
+        if self.global_batch % self.world:
+            from genda.errors import ConfigError
+
+            raise ConfigError(f"batch size {self.global_batch} cannot be split over {self.world} processes; "
+                              f"use a multiple of {self.world} (or another GENDA_NPROC)")
+        self.batch_size = self.global_batch // self.world
+        self.per_epoch = max(1, n // self.global_batch)
         self._epoch, self._perm = -1, None
 
     def indices(self, step: int) -> torch.Tensor:
@@ -75,4 +88,5 @@ class BatchStream:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(self.n, generator=g).to(self.device)
             self._epoch = epoch
-        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+        start = i * self.global_batch + self.rank * self.batch_size
+        return self._perm[start:start + self.batch_size]

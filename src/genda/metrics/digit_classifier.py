@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genda import distributed
 from genda.checkpoint import Checkpointer, load_weights, save_atomic
 from genda.data.augment import color_jitter
 from genda.data.store import BatchStream
@@ -101,6 +102,8 @@ def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: 
     gen = seed_everything(seed)
     model = DigitClassifier(n_classes, cfg["width"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    distributed.broadcast_modules(model)
+    distributed.sync_optimizer(opt)
     sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["steps"])
     x, y = x_train.to(device), y_train.to(device)
     stream = BatchStream(len(x), cfg["batch_size"], seed, device)
@@ -108,7 +111,7 @@ def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: 
             "color_jitter", "checkpoint_every")
     ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"], fingerprint(
         {"cfg": {k: cfg[k] for k in keys}, "seed": seed, "n": len(x), "shape": list(x.shape[1:]),
-         "k": n_classes})) if ckpt_dir is not None else None
+         "k": n_classes}), total=cfg["steps"]) if ckpt_dir is not None else None
     start, history = 0, []
     resumed = ck.load(device) if ck else None
     if resumed:
@@ -124,8 +127,8 @@ def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: 
     from tqdm import tqdm
 
     t0 = time.time()
-    bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc=tag, disable=not progress,
-               mininterval=5)
+    bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc=tag,
+               disable=not (progress and distributed.is_main()), mininterval=5)
     correct, seen = torch.zeros((), device=device), 0
     for step in bar:
         model.train()

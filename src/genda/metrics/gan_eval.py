@@ -9,7 +9,7 @@ from genda.config import resolve_path
 from genda.data.store import faces_path, load_prepared
 from genda.images import read_pngs
 from genda.runtime import get_device
-from genda.stage import write_json
+from genda.stage import write_metrics
 
 
 def face_reference(faces: dict, fid_reference: str) -> tuple:
@@ -36,6 +36,6 @@ def evaluate_face_samples(folder: Path, ev: dict, out: Path | None = None) -> di
         m.update(face_rate=None, detector=f"unavailable: {e}")
     m["fid_reference"] = ev["fid_reference"]
     if out:
-        write_json(m, out)
+        write_metrics(m, out)
     print("[evaluate] " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()))
     return m

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from genda import distributed
 from genda.checkpoint import Checkpointer, load_weights, save_atomic
 from genda.config_cond import DIGIT_METHODS, check_sampler, cond_kind
 from genda.data.store import BatchStream, digits_path, faces_path, load_prepared
@@ -137,11 +138,13 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
 
     gen = seed_everything(seed)
     method = build_method(cfg, data.meta, device, gen, train=True)
+    distributed.broadcast_modules(*method._modules().values())
+    distributed.sync_optimizer(*[o for o in method._optims().values() if isinstance(o, torch.optim.Optimizer)])
     x, cond = data.x.to(device), data.cond.to(device)
     stream = BatchStream(len(x), cfg["batch_size"], seed, device)
     k = method.batches_per_step
     ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"], fingerprint(
-        {"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:]), "meta": data.meta}))
+        {"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:]), "meta": data.meta}), total=cfg["steps"])
     start, history = 0, []
     resumed = ck.load(device)
     if resumed:
@@ -156,7 +159,7 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
 
     t0 = time.time()
     bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc=f"train_cond {cfg['method']}",
-               disable=not progress, mininterval=5)
+               disable=not (progress and distributed.is_main()), mininterval=5)
     for step in bar:
         batches = []
         for j in range(k):

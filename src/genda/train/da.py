@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from genda import distributed
 from genda.checkpoint import Checkpointer, load_weights, save_atomic
 from genda.data.augment import color_jitter
 from genda.data.store import BatchStream
@@ -50,6 +51,7 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
     method_name, labelled, uses_target = setting_plan(setting)
     gen = seed_everything(seed)
     model = build_method(method_name, n_classes=10, **options).to(device)
+    distributed.broadcast_modules(model)
     lab = src if labelled == "source" else tgt
     xs_all, ys_all = lab["x_train"].to(device), lab["y_train"].to(device)
     xt_all = tgt["x_train"].to(device) if uses_target else None
@@ -60,10 +62,11 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
         opt = torch.optim.SGD(groups, lr=da["lr"], momentum=da["momentum"], weight_decay=da["weight_decay"])
     else:
         opt = torch.optim.Adam(groups, lr=da["lr"], weight_decay=da["weight_decay"])
+    distributed.sync_optimizer(opt)
     steps = da["steps"]
     ck = Checkpointer(ckpt_dir, da["checkpoint_every"], fingerprint(
         {"setting": setting, "options": options, "da": da, "seed": seed,
-         "n": [len(xs_all), 0 if xt_all is None else len(xt_all)]}))
+         "n": [len(xs_all), 0 if xt_all is None else len(xt_all)]}), total=steps)
     start, history = 0, []
     resumed = ck.load(device)
     if resumed:
@@ -78,8 +81,8 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
     from tqdm import tqdm
 
     t0 = time.time()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train_da {setting}", disable=not progress,
-               mininterval=5)
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train_da {setting}",
+               disable=not (progress and distributed.is_main()), mininterval=5)
     for step in bar:
         p = step / max(1, steps - 1)
         scale = annealed(1.0, p, da["anneal_alpha"], da["anneal_beta"]) if da["lr_anneal"] else 1.0

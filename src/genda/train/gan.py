@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from genda import distributed
 from genda.checkpoint import Checkpointer, save_atomic
 from genda.data.store import BatchStream
 from genda.gan_tricks import (EMA, diff_augment, make_optimizer, make_scheduler, random_hflip, real_fake_targets,
@@ -71,8 +72,10 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
     Returns the loss history (one row per `log_every` iterations)."""
     gen = seed_everything(seed)
     G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    distributed.broadcast_modules(G, D)
     opt_g = make_optimizer(G.parameters(), cfg["opt_g"], cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
     opt_d = make_optimizer(D.parameters(), cfg["opt_d"], cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]))
+    distributed.sync_optimizer(opt_g, opt_d)
     sch_g = make_scheduler(opt_g, cfg["lr_schedule"], cfg["steps"])
     sch_d = make_scheduler(opt_d, cfg["lr_schedule"], cfg["steps"])
     loss = GANLoss(cfg["loss"], gp_weight=cfg["gp_weight"])
@@ -83,7 +86,7 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
     aug = (lambda t: diff_augment(t, policy, generator=gen)) if policy else (lambda t: t)
 
     ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"],
-                      fingerprint({"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:])}))
+                      fingerprint({"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:])}), total=cfg["steps"])
     history: list[dict] = []
     start = 0
     resumed = ck.load(device)
@@ -110,7 +113,7 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
     from tqdm import tqdm
 
     bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc="train_gan",
-               disable=not progress, mininterval=5)
+               disable=not (progress and distributed.is_main()), mininterval=5)
     for step in bar:
         G.train(); D.train()
         skipped = 0
@@ -128,7 +131,9 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
                                  ft.to(device) if torch.is_tensor(ft) else ft)
             if loss.needs_gradient_penalty:
                 d_loss = d_loss + cfg["gp_weight"] * gradient_penalty(D, real, fake, generator=gen)
-            last_d = float(d_loss.detach())
+            # the D-skip decision must agree on every rank: it uses the loss averaged over them
+            last_d = (distributed.mean_scalar(d_loss.detach()) if cfg["d_skip_threshold"] is not None
+                      else float(d_loss.detach()))
             if should_skip_d(last_d, cfg["d_skip_threshold"]):
                 skipped += 1
                 continue
@@ -167,6 +172,8 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
 
 
 def write_history(history: list[dict], path: Path) -> None:
+    if not distributed.is_main():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not history:

@@ -1,0 +1,175 @@
+"""Data-parallel training through torchrun: gloo backend, 2 CPU processes (see genda.distributed)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import VENV_BIN, make_project, run
+from genda.checkpoint import load_weights
+from genda.data.store import BatchStream
+
+WORKER = r'''
+import json, sys, torch
+from genda import distributed
+assert distributed.init_from_env()
+r, w = distributed.rank(), distributed.world_size()
+torch.manual_seed(100 + r)                      # every rank starts from other weights ...
+model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+distributed.broadcast_modules(model)            # ... until rank 0's are broadcast
+opt = torch.optim.SGD(model.parameters(), lr=0.5)
+distributed.sync_optimizer(opt)
+torch.manual_seed(100)
+ref = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+ref_opt = torch.optim.SGD(ref.parameters(), lr=0.5)
+g = torch.Generator().manual_seed(1)
+x, y = torch.randn(8, 5, generator=g), torch.randn(8, 3, generator=g)
+for _ in range(3):                              # rank shard vs the single-process full batch
+    opt.zero_grad(); ref_opt.zero_grad()
+    ((model(x[r * 4:(r + 1) * 4]) - y[r * 4:(r + 1) * 4]) ** 2).mean().backward(); opt.step()
+    ((ref(x) - y) ** 2).mean().backward(); ref_opt.step()
+flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+ref_flat = torch.cat([p.detach().reshape(-1) for p in ref.parameters()])
+res = {"rank": r, "vs_single": float((flat - ref_flat).abs().max()), "params": flat.tolist(),
+       "mean": distributed.mean_scalar(float(r))}
+open(f"{sys.argv[1]}/rank{r}.json", "w").write(json.dumps(res))
+distributed.shutdown()
+'''
+
+
+def _env(**extra) -> dict:
+    e = {**os.environ, "GENDA_DEVICE": "cpu", "GENDA_MLFLOW": "0", "GENDA_THREADS": "1",
+         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    e.update(extra)
+    return e
+
+
+def test_gradient_averaging_equals_single_process_full_batch(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        str(script), str(tmp_path)], env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1)]
+    assert [d["rank"] for d in res] == [0, 1]
+    assert res[0]["params"] == res[1]["params"], "ranks diverged"
+    for d in res:  # two half-batch gradients averaged == one full-batch gradient (up to float rounding)
+        assert d["vs_single"] < 1e-6
+        assert d["mean"] == pytest.approx(0.5)
+
+
+def test_batch_stream_shards_the_global_batch(monkeypatch):
+    from genda import distributed
+
+    single = BatchStream(100, 32, seed=3)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    shards = []
+    for r in (0, 1):
+        monkeypatch.setattr(distributed, "rank", lambda r=r: r)
+        shards.append(BatchStream(100, 32, seed=3))
+    assert shards[0].batch_size == 16 and shards[0].per_epoch == single.per_epoch == 3
+    for step in (0, 2, 3, 7):  # across epochs too
+        assert torch.equal(torch.cat([s.indices(step) for s in shards]), single.indices(step))
+    from genda.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot be split over 2 processes"):
+        BatchStream(100, 31, seed=3)
+
+
+@pytest.fixture
+def project(tmp_path, tiny_params):
+    p = tiny_params
+    p["da"].update(steps=60, batch_size=32, checkpoint_every=20, log_every=5, settings=["source_only"])
+    d = make_project(tmp_path / "proj", p, git=False)
+    run([sys.executable, "stages/prepare.py"], d, env={"GENDA_MLFLOW": "0"})
+    return d
+
+
+@pytest.mark.slow
+def test_stages_train_on_two_processes_and_load_single_process(project):
+    d = project
+    out = run([sys.executable, "stages/train_da.py", "mnistm-usps", "source_only"], d,
+              env={"GENDA_NPROC": "2", "GENDA_MLFLOW": "1", "GENDA_THREADS": "1"})
+    assert "2 processes via torchrun" in out.stdout
+    ck = load_weights(d / "checkpoints/da/mnistm-usps/source_only/seed0/last.pt")
+    assert ck["world_size"] == 2 and len(ck["state"]["gen_ranks"]) == 2
+    assert not torch.equal(ck["state"]["gen_ranks"][0], ck["state"]["gen_ranks"][1]), "ranks drew the same noise"
+    losses = [row["loss"] for row in ck["state"]["history"]]
+    assert sum(losses[-3:]) < 0.9 * sum(losses[:3])  # single-process, same steps: 0.87x, f"loss did not fall: {losses}"
+    # the model written by rank 0 loads and predicts in a single process
+    from genda.data.store import load_prepared
+    from genda.train.da import load_da_model, predict
+
+    model = load_da_model(d / "models/da/mnistm-usps/source_only/seed0.pt", torch.device("cpu"))
+    data = load_prepared(d / "data/prepared/digits/mnistm.pt")
+    acc = float((predict(model, data["x_test"], torch.device("cpu")) == data["y_test"]).float().mean())
+    assert acc > 0.2, f"(chance 0.1; single-process 0.32) source test accuracy {acc:.3f} after distributed training"
+    # rank 0 alone tracked: exactly one MLflow run, finished, with the environment recorded
+    import mlflow
+
+    runs = mlflow.MlflowClient(f"sqlite:///{d / 'mlflow.db'}").search_runs(
+        [mlflow.MlflowClient(f"sqlite:///{d / 'mlflow.db'}").get_experiment_by_name("genda").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.tags["env.world_size"] == "2" and runs[0].data.tags["env.threads"] == "1"
+
+    # a face GAN and a conditional generator: trained on 2 processes, sampled by the single-process stages
+    run([sys.executable, "stages/train_gan.py", "dcgan"], d, env={"GENDA_NPROC": "2", "GENDA_MLFLOW": "0"})
+    run([sys.executable, "stages/sample_gan.py", "dcgan"], d, env={"GENDA_MLFLOW": "0"})
+    assert len(list((d / "samples/gan/dcgan/images").glob("*.png"))) == 40
+    run([sys.executable, "stages/train_cond.py", "acgan"], d, env={"GENDA_NPROC": "2", "GENDA_MLFLOW": "0"})
+    run([sys.executable, "stages/sample_cond.py", "acgan"], d, env={"GENDA_MLFLOW": "0"})
+    assert len(list((d / "samples/cond/acgan/images").glob("*.png"))) == 30
+
+
+def _rank_pids(root_pid: int) -> dict[int, int]:
+    """{rank: pid} of torchrun's worker processes under root_pid."""
+    found, todo = {}, [root_pid]
+    while todo:
+        pid = todo.pop()
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        for k in map(int, kids):
+            todo.append(k)
+            try:
+                env = Path(f"/proc/{k}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            for item in env:
+                if item.startswith(b"RANK="):
+                    found[int(item[5:])] = k
+    return found
+
+
+@pytest.mark.slow
+def test_kill9_of_one_rank_then_rerun_resumes(project):
+    d = project
+    p = yaml.safe_load((d / "params.yaml").read_text())
+    p["da"].update(steps=200, checkpoint_every=10)
+    (d / "params.yaml").write_text(yaml.safe_dump(p))
+    cmd = [sys.executable, "stages/train_da.py", "mnistm-usps", "source_only"]
+    ckpt = d / "checkpoints/da/mnistm-usps/source_only/seed0/last.pt"
+    proc = subprocess.Popen(cmd, cwd=d, env=_env(GENDA_NPROC="2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while not ckpt.exists():
+        assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    pids = _rank_pids(proc.pid)
+    assert set(pids) == {0, 1}, pids
+    os.kill(pids[1], signal.SIGKILL)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0, "torchrun must fail when a rank is killed"
+    assert not (d / "models/da/mnistm-usps/source_only/seed0.pt").exists(), "finished before the kill"
+    at_kill = int(load_weights(ckpt)["step"])
+    assert 0 < at_kill < 200
+    out = run(cmd, d, env={"GENDA_NPROC": "2", "GENDA_MLFLOW": "0", "GENDA_THREADS": "1"})
+    assert f"resumed from step {at_kill}" in out.stdout + out.stderr
+    assert (d / "models/da/mnistm-usps/source_only/seed0.pt").exists()
