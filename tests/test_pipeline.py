@@ -1,12 +1,15 @@
 """End to end through real DVC and MLflow on the shrunk real config (marked slow: ~2-3 min on 2 cores)."""
 import json
 import re
+import socket
 import sqlite3
+import subprocess
+import time
 
 import pytest
 import torch
 
-from conftest import make_project, run
+from conftest import VENV_BIN, make_project, run
 
 pytestmark = pytest.mark.slow
 
@@ -105,6 +108,57 @@ def test_push_then_fresh_clone_pull_is_clean(project):
     assert len(list((clone / "samples/gan/dcgan/images").glob("*.png"))) == 40
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_s3_remote_push_then_fresh_clone_pull_runs_nothing(project):
+    """dvc-s3 against a real S3-compatible server (moto's server mode) on localhost."""
+    pytest.importorskip("dvc_s3")
+    pytest.importorskip("moto")
+    import boto3
+
+    proj, root = project["proj"], project["root"]
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+             "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, "moto_server did not start"
+                time.sleep(0.2)
+        s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
+                          region_name="us-east-1")
+        s3.create_bucket(Bucket="genda")
+        run(["dvc", "remote", "add", "s3", "s3://genda/dvc-cache"], proj)
+        run(["dvc", "remote", "modify", "s3", "endpointurl", url], proj)
+        run(["git", "add", "-A"], proj)
+        run(["git", "commit", "-qm", "s3 remote"], proj)
+        run(["dvc", "push", "-r", "s3"], proj, env=creds)
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="genda").get("Contents", [])]
+        assert len(keys) > 10 and all(k.startswith("dvc-cache/files/md5/") for k in keys)
+        clone = root / "clone_s3"
+        run(["git", "clone", "-q", str(proj), str(clone)], root)
+        run(["dvc", "pull", "-r", "s3"], clone, env=creds)
+        status = run(["dvc", "status"], clone).stdout
+        assert "up to date" in status, status
+        assert ran_stages(run(["dvc", "repro"], clone).stdout) == set()
+        assert len(list((clone / "samples/gan/dcgan/images").glob("*.png"))) == 40
+        assert (clone / "models/da/mnistm-usps/dann/seed0.pt").exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_exp_run_lr_d_reruns_only_the_face_gan(project):
     proj = project["proj"]
     before = json.loads((proj / "metrics/gan/dcgan/eval.json").read_text())
@@ -145,6 +199,46 @@ def test_mlflow_runs_have_params_losses_and_tags(project):
     assert steps == 4  # one per step with log_every=1
     lr = con.execute("select value from params where run_uuid=? and key='lr_d'", (exp_runs[0],)).fetchone()[0]
     assert float(lr) == 5e-5
+
+
+def test_forced_repro_retrains_from_scratch(project):
+    """`dvc repro -f -s STAGE` retrains (the persisted final checkpoint is not resumed); same params and seed on
+    one machine give the same weights, so nothing downstream changes."""
+    proj = project["proj"]
+    out = run(["dvc", "repro", "-f", "-s", "train_da@mnistm-usps-dann"], proj).stdout
+    assert ran_stages(out) == {"train_da@mnistm-usps-dann"}
+    assert "retraining from scratch" in out and "resumed" not in out
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) == set()
+
+
+def test_queued_experiments_run_two_at_a_time(project):
+    """`dvc exp run --queue` x3 then `dvc queue start -j 2`: all three succeed, and each one's MLflow run lands,
+    FINISHED, in the project's own mlflow.db (DVC runs queued experiments in temporary copies)."""
+    proj = project["proj"]
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-qm", "before queue", "--allow-empty"], proj)
+    names = [f"tsne{n}" for n in (30, 34, 38)]
+    for name in names:
+        run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"da.tsne_points={name[4:]}"], proj)
+    run(["dvc", "queue", "start", "-j", "2"], proj)
+    deadline = time.time() + 900
+    while True:
+        status = run(["dvc", "queue", "status"], proj).stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        assert time.time() < deadline, status
+        time.sleep(3)
+    for name in names:
+        assert re.search(rf"{name}\s.*Success", status), status
+        logs = run(["dvc", "queue", "logs", name], proj).stdout
+        assert "database is locked" not in logs and "MLflow" not in logs, logs[-3000:]
+    con = sqlite3.connect(proj / "mlflow.db")
+    rows = con.execute("select r.status, t.value from runs r join tags t on r.run_uuid = t.run_uuid "
+                       "where t.key = 'dvc_exp_name' and r.name = 'evaluate_da@mnistm-usps'").fetchall()
+    assert sorted(v for _, v in rows if v in names) == names
+    assert {st for st, v in rows if v in names} == {"FINISHED"}
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], proj).stdout)
+    assert set(names) <= set(re.findall(r"tsne3[048]", json.dumps(shown)))
 
 
 def test_default_pipeline_has_a_branch_for_every_method(tmp_path):
