@@ -452,3 +452,39 @@ def test_real_faces_tar():
     assert f.x_train.shape == (9000, 3, 64, 64) and f.x_test.shape == (1000, 3, 64, 64)
     m = f.x_train[:200].float().mean()
     assert 60 < m < 200  # real photos, not blank
+
+
+def test_usps_mnist_framing_puts_the_digit_in_a_20_of_28_box(tmp_path):
+    """data.usps_frame: mnist shrinks each USPS digit (which fills its frame) into MNIST's 20x20-in-28x28 box."""
+    from genda.config import load_params
+    from genda.data.imageio import reframe_uint8
+    from genda.data.prepare import prepare_all
+    from genda.data.store import digits_path, load_prepared
+    from genda.errors import ConfigError
+
+    ones = torch.full((2, 3, 28, 28), 255, dtype=torch.uint8)
+    framed = reframe_uint8(ones, 20)
+    assert framed.shape == ones.shape and int(framed.sum()) == 2 * 3 * 20 * 20 * 255
+    assert framed[..., 4:24, 4:24].min() == 255 and framed[..., :4, :].max() == 0 and framed[..., 24:].max() == 0
+
+    data = {"source": "embedded", "domains": ["usps"], "digit_size": 28, "max_train": 40, "max_test": 20,
+            "faces": False}
+    fill = prepare_all({**data, "usps_frame": "fill"}, root="", seed=0, out=tmp_path / "fill")
+    mnist = prepare_all({**data, "usps_frame": "mnist"}, root="", seed=0, out=tmp_path / "mnist")
+    a = load_prepared(digits_path("usps", tmp_path / "fill"))
+    b = load_prepared(digits_path("usps", tmp_path / "mnist"))
+    assert torch.equal(a["y_train"], b["y_train"])
+    border = lambda x: torch.cat([x[..., :4, :].flatten(), x[..., 24:, :].flatten(),  # noqa: E731
+                                  x[..., :, :4].flatten(), x[..., :, 24:].flatten()])
+    assert int(border(b["x_train"]).max()) == 0 and int(border(a["x_train"]).max()) > 0
+    assert "MNIST framing" in mnist["digits"]["usps"]["description"]
+    assert "MNIST framing" not in fill["digits"]["usps"]["description"]
+
+    params = tmp_path / "params.yaml"
+    import yaml
+
+    p = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    p["data"]["usps_frame"] = "mnst"
+    params.write_text(yaml.safe_dump(p))
+    with pytest.raises(ConfigError, match=r"data\.usps_frame.*valid: fill, mnist"):
+        load_params(params)

@@ -22,6 +22,7 @@ from genda.errors import ConfigError
 
 DIGIT_DOMAINS = ("mnist", "mnistm", "usps", "svhn")
 DATA_SOURCES = ("embedded", "npz", "course", "torchvision")
+USPS_FRAMES = ("fill", "mnist")  # USPS digit fills the frame | in a 20/28 box like MNIST(-M)
 GAN_LOSSES = ("bce", "lsgan", "wgan_gp", "hinge")
 GAN_ARCHS = ("dcgan", "stylegan2_lite")
 DA_SETTINGS = ("source_only", "target_only", "dann", "dsn", "mean_teacher",
@@ -242,6 +243,7 @@ SCHEMA = Section({
         "max_test": Spec(INT, nullable=True, min=1),
         "max_faces": Spec(INT, nullable=True, min=2),
         "faces": Spec((bool,)),
+        "usps_frame": Spec((str,), choices=USPS_FRAMES, required=False),
     }),
     "gan": Section(_gan_fields()),
     "face_gans": MapOf(Section(_GAN_OVERRIDES, partial=True), key_check=_check_name),

@@ -60,6 +60,18 @@ def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
+def reframe_uint8(x: torch.Tensor, box: int) -> torch.Tensor:
+    """Shrink uint8 ``[N,C,S,S]`` images to ``box``x``box`` and centre them on a zero background of the
+    original size ``S`` (e.g. USPS, whose digits fill their 16x16 frame, into MNIST's 20-in-28 framing)."""
+    size = x.shape[-1]
+    if not 0 < box <= size:
+        raise ValueError(f"reframe box {box} must be in 1..{size}")
+    out = torch.zeros_like(x)
+    top = (size - box) // 2
+    out[..., top:top + box, top:top + box] = resize_uint8(x, box)
+    return out
+
+
 def center_crop_box(height: int, width: int, crop: int) -> tuple[int, int, int]:
     """Top, left and side of the centred ``crop``x``crop`` square of an ``height``x``width`` image.
 

@@ -5,9 +5,17 @@ from pathlib import Path
 
 import torch
 
-from genda.data.sources import load_digits, load_faces
+from genda.data.imageio import reframe_uint8
+from genda.data.sources import DigitSplits, load_digits, load_faces
 from genda.data.store import digits_path, faces_path, save_prepared
 from genda.stage import write_json
+
+
+def mnist_framed(s: DigitSplits, size: int) -> DigitSplits:
+    """USPS in MNIST's framing: each digit (which fills its frame) shrunk to a 20/28 box, centred on black."""
+    box = round(size * 20 / 28)
+    return DigitSplits(reframe_uint8(s.x_train, box), s.y_train, reframe_uint8(s.x_test, box), s.y_test,
+                       s.description + f"; MNIST framing: shrunk to {box}x{box}, centred on {size}x{size}")
 
 
 def prepare_all(data: dict, *, root: str, seed: int, out: Path | None = None) -> dict:
@@ -17,6 +25,8 @@ def prepare_all(data: dict, *, root: str, seed: int, out: Path | None = None) ->
     for domain in data["domains"]:
         s = load_digits(data["source"], domain, root=root, size=data["digit_size"], seed=seed,
                         max_train=data["max_train"], max_test=data["max_test"])
+        if domain == "usps" and data.get("usps_frame", "fill") == "mnist":
+            s = mnist_framed(s, data["digit_size"])
         save_prepared({"x_train": s.x_train.contiguous(), "y_train": s.y_train, "x_test": s.x_test.contiguous(),
                        "y_test": s.y_test, "description": s.description}, digits_path(domain, out))
         manifest["digits"][domain] = {
