@@ -19,8 +19,8 @@ setup: $(STAMP)
 repro: setup  ## the main job: the whole pipeline on params.yaml (embedded data by default)
 	dvc repro
 
-test: setup   ## every test (slow end-to-end DVC tests included)
-	$(PY) -m pytest -q
+test: setup   ## every test (slow end-to-end DVC tests included), two test files at a time
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
