@@ -21,6 +21,7 @@ base, out, frame, settings, seeds = sys.argv[1], pathlib.Path(sys.argv[2]), sys.
 out.mkdir(parents=True, exist_ok=True)
 p = yaml.safe_load(open(base))
 p["data"]["usps_frame"] = frame
+p["data"]["root"] = str((pathlib.Path(base).parents[1] / p["data"]["root"]).resolve())  # relative to the project
 p["da"].update(pairs=["mnistm-usps"], settings=settings, seeds=seeds)
 yaml.safe_dump(p, open(out / "params_all.yaml", "w"), sort_keys=False)
 for s in seeds:

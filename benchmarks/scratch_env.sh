@@ -4,7 +4,11 @@
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 W=$2; mkdir -p "$W"
 # tar, not rsync: tar is on every fresh machine (rsync is not installed by default)
-tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./.carry --exclude=./data/prepared -cf - . | tar -C "$W" -xf -
+# and none of the default run's outputs (models, checkpoints, metrics ...): the scratch run makes its own
+tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./.carry --exclude=./data/prepared --exclude=./models \
+  --exclude=./checkpoints --exclude=./samples --exclude=./features --exclude=./metrics --exclude=./plots \
+  --exclude=./report --exclude=./mlflow.db --exclude=./mlflow.db.lock --exclude=./mlruns --exclude=./dvc.lock \
+  -cf - . | tar -C "$W" -xf -
 cd "$W"
 export PATH="$SRC/.venv/bin:$PATH" GENDA_PARAMS=$1 GENDA_DEVICE=cpu GENDA_THREADS=1 GENDA_MLFLOW=${GENDA_MLFLOW:-1}
 python stages/prepare.py

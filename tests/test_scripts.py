@@ -30,7 +30,8 @@ def test_scratch_env_copies_the_project_and_prepares_data_without_rsync(tmp_path
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"PWD={work}" in r.stdout
     assert (work / "dvc.yaml").exists() and (work / "stages/train_da.py").exists()
-    assert not (work / ".git").exists() and not (work / ".venv").exists()
+    for absent in (".git", ".venv", "models", "checkpoints", "metrics", "dvc.lock", "mlflow.db"):
+        assert not (work / absent).exists(), f"{absent} copied into the scratch project"
     manifest = (work / "data/prepared/manifest.json").read_text()
     assert '"mnistm"' in manifest and '"usps"' in manifest
     assert sorted(p.name for p in (work / "data/prepared/digits").iterdir()) == ["mnistm.pt", "usps.pt"]
