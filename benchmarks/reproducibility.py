@@ -37,9 +37,15 @@ def project(dest: Path) -> Path:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["data"].update(domains=["mnistm", "usps"])
     p["gan"]["steps"] = 60
-    p["da"].update(steps=150)
+    p["da"].update(steps=150, pairs=["mnistm-usps"])
     (dest / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     return dest
+
+
+def _run(cmd: list[str], cwd: Path, env: dict) -> None:
+    r = subprocess.run([sys.executable, *cmd], cwd=cwd, env=env, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"{' '.join(cmd)} failed in {cwd}:\n{r.stderr[-3000:]}")
 
 
 def main() -> None:
@@ -52,10 +58,10 @@ def main() -> None:
         for run, threads in RUNS:
             d = project(Path(tmp) / run)
             env = {**env0, "GENDA_THREADS": threads}
-            subprocess.run([sys.executable, "stages/prepare.py"], cwd=d, env=env, check=True, capture_output=True)
+            _run(["stages/prepare.py"], d, env)
             for stage, (cmd, model, key) in STAGES.items():
                 t0 = time.time()
-                subprocess.run([sys.executable, *cmd], cwd=d, env=env, check=True, capture_output=True)
+                _run(cmd, d, env)
                 walls[f"{stage}/{run}"] = round(time.time() - t0, 1)
                 weights[(stage, run)] = torch.load(d / model, weights_only=True)[key]
     result = {"command": "python benchmarks/reproducibility.py", "env": environment(), "wall_s": walls, "stages": {}}
