@@ -93,16 +93,10 @@ class Checkpointer:
                 state = {**state, "gen_ranks": distributed.all_gather_object(state["gen"])}
         if not distributed.is_main():
             return
-        obj = {"step": step, "fingerprint": self.fingerprint, "rng": rng, "state": state,
-               "world_size": distributed.world_size()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        if self.path.exists():
+        if self.path.exists():  # a kill right after this leaves prev.pt, which load() falls back to
             os.replace(self.path, self.prev)
-        os.replace(tmp, self.path)
+        save_atomic({"step": step, "fingerprint": self.fingerprint, "rng": rng, "state": state,
+                     "world_size": distributed.world_size()}, self.path)
 
     def _read(self, path: Path, device) -> dict | None:
         try:
