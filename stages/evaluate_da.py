@@ -1,5 +1,6 @@
 """Stage `evaluate_da@<pair>`: target/source test accuracy (mean ± std over seeds) of every setting in
-da.settings -> metrics/da/<pair>.json, and their test features for t-SNE -> features/da/<pair>/<setting>.npz."""
+da.settings -> metrics/da/<pair>.json, their test features for t-SNE -> features/da/<pair>/<setting>.npz,
+and their training curves (test accuracy vs training wall time) -> metrics/da/curves/<pair>.csv."""
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ def main() -> None:
         from genda.da.evaluate import evaluate_pair
 
         out = evaluate_pair(pair, da["settings"], da["seeds"], da["tsne_points"], out_json=Path(f"metrics/da/{pair}.json"),
-                            features_dir=Path(f"features/da/{pair}"))
+                            features_dir=Path(f"features/da/{pair}"), out_curves=Path(f"metrics/da/curves/{pair}.csv"))
         tr.log_metrics({f"{s}.{k}": v for s, m in out.items() for k, v in m.items() if isinstance(v, float)})
 
 

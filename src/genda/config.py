@@ -276,6 +276,8 @@ SCHEMA = Section({
         "methods": _OptionsMap(),
         "checkpoint_every": Spec(**POS_INT),
         "log_every": Spec(**POS_INT),
+        "eval_every": Spec(INT, min=0, required=False,
+                           help="every this many steps: test accuracy on both domains -> the training curve (0 = off)"),
         "tsne_points": Spec(**POS_INT),
     }),
 })

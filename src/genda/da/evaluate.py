@@ -4,8 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from genda.checkpoint import load_weights
 from genda.data.store import digits_path, load_prepared
 from genda.runtime import get_device
 from genda.stage import write_metrics
@@ -13,16 +15,34 @@ from genda.train.da import embed, load_da_model, predict
 
 
 def evaluate_pair(pair: str, settings: list[str], seeds: list[int], tsne_points: int, *, out_json: Path,
-                  features_dir: Path | None = None) -> dict:
+                  features_dir: Path | None = None, out_curves: Path | None = None) -> dict:
     """Every setting of one pair (the test splits loaded once): ``{setting: metrics}`` -> ``out_json``,
-    t-SNE features -> ``features_dir/<setting>.npz``."""
+    t-SNE features -> ``features_dir/<setting>.npz``, the training curves saved with the models (test accuracy
+    vs step and training wall time, see ``da.eval_every``) -> ``out_curves`` (CSV, one row per seed and point)."""
     src_name, tgt_name = pair.split("-")
     src, tgt = load_prepared(digits_path(src_name)), load_prepared(digits_path(tgt_name))
     out = {s: evaluate_setting(pair, s, seeds, tsne_points, src=src, tgt=tgt,
                                out_features=features_dir / f"{s}.npz" if features_dir else None)
            for s in settings}
     write_metrics(out, out_json)
+    if out_curves is not None:
+        write_curves(pair, settings, seeds, out_curves)
     return out
+
+
+CURVE_COLUMNS = ["pair", "setting", "seed", "step", "wall_s", "target_acc", "source_acc"]
+
+
+def write_curves(pair: str, settings: list[str], seeds: list[int], out_csv: Path) -> pd.DataFrame:
+    """The ``curve`` rows of every ``models/da/<pair>/<setting>/seed<k>.pt`` in one long table (empty, with
+    the header, when training ran with ``eval_every: 0``)."""
+    rows = [{"pair": pair, "setting": s, "seed": seed, **r}
+            for s in settings for seed in seeds
+            for r in load_weights(Path(f"models/da/{pair}/{s}/seed{seed}.pt")).get("curve", [])]
+    df = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out_csv, index=False, float_format="%.6g")
+    return df
 
 
 def evaluate_setting(pair: str, setting: str, seeds: list[int], tsne_points: int, *, src: dict, tgt: dict,

@@ -45,7 +45,13 @@ def annealed(mu0: float, p: float, alpha: float, beta: float) -> float:
 
 def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, seed: int, device: torch.device,
              ckpt_dir: Path, out_model: Path, tracker=None, progress: bool = True) -> list[dict]:
-    """Train one (pair, setting, seed); `src`/`tgt` are prepared dicts (uint8 x, int64 y)."""
+    """Train one (pair, setting, seed); `src`/`tgt` are prepared dicts (uint8 x, int64 y).
+
+    Every ``da.eval_every`` steps (0 = never) the model is scored on both test splits; the rows
+    ``{step, wall_s, target_acc, source_acc}`` (wall_s: training seconds so far, evaluation excluded, summed
+    over resumptions) form the training curve saved with the model (``curve``). It is a report only: nothing
+    in training reads it (picking a stopping point on target labels would not be unsupervised adaptation).
+    """
     from genda.da.methods import build_method
 
     method_name, labelled, uses_target = setting_plan(setting)
@@ -64,19 +70,38 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
         opt = torch.optim.Adam(groups, lr=da["lr"], weight_decay=da["weight_decay"])
     distributed.sync_optimizer(opt)
     steps = da["steps"]
+    eval_every = da.get("eval_every") or 0
     ck = Checkpointer(ckpt_dir, da["checkpoint_every"], fingerprint(
-        {"setting": setting, "options": options, "da": da, "seed": seed,
+        {"setting": setting, "options": options, "seed": seed,
+         "da": {k: v for k, v in da.items() if k not in ("eval_every", "log_every", "checkpoint_every")},
          "n": [len(xs_all), 0 if xt_all is None else len(xt_all)]}), total=steps)
-    start, history = 0, []
+    start, history, curve, wall0 = 0, [], [], 0.0
     resumed = ck.load(device)
     if resumed:
         start, st = resumed
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
         gen.set_state(st["gen"].cpu()); history = list(st["history"])
+        curve, wall0 = list(st.get("curve", [])), float(st.get("wall_s", 0.0))
         print(f"[train_da] resumed from step {start} ({ck.path})")
+    eval_s = 0.0  # seconds spent on curve evaluations since this (re)start, excluded from wall_s
+
+    def wall() -> float:
+        return wall0 + time.time() - t0 - eval_s
 
     def state() -> dict:
-        return {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "history": history}
+        return {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "history": history,
+                "curve": curve, "wall_s": wall()}
+
+    def score(done: int) -> None:
+        nonlocal eval_s
+        te = time.time()
+        row = {"step": done, "wall_s": round(wall(), 2),
+               "target_acc": float((predict(model, tgt["x_test"], device) == tgt["y_test"]).float().mean()),
+               "source_acc": float((predict(model, src["x_test"], device) == src["y_test"]).float().mean())}
+        curve.append(row)
+        if tracker:
+            tracker.log_metrics({f"seed{seed}/curve_{k}": v for k, v in row.items() if k != "step"}, step=done)
+        eval_s += time.time() - te
 
     from tqdm import tqdm
 
@@ -108,10 +133,12 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
             bar.set_postfix(loss=f"{row['loss']:.3f}")
             if tracker:
                 tracker.log_metrics({f"seed{seed}/{k}": v for k, v in row.items() if k != "step"}, step=done)
+        if eval_every and distributed.is_main() and (done % eval_every == 0 or done == steps):
+            score(done)
         if ck.due(done) and done < steps:
             ck.save(done, state())
     save_atomic({"method": method_name, "options": options, "setting": setting, "seed": seed,
-                 "model": model.state_dict()}, out_model)
+                 "model": model.state_dict(), "curve": curve, "train_seconds": round(wall(), 2)}, out_model)
     ck.save(steps, state())
     if tracker:
         tracker.log_metrics({f"seed{seed}/train_seconds": time.time() - t0}, step=steps)
