@@ -182,6 +182,8 @@ def test_digit_method_trains_samples_and_evaluates(project, classifier, request,
     assert abs(sum(m["per_class_accuracy"].values()) / 10 - m["accuracy"]) < 1e-6  # 3 per class
     assert m["classifier_real_acc"] == classifier["test_acc"]
     assert m["fid"] > 0 and "kid_mean" in m and m["extractor"] and m["n_reference"] == 359
+    # the digit FID (classifier features, not stubbed): 4 training steps are far from real digits
+    assert m["digit_fid"] > 2 * m["digit_fid_real_floor"] > 0
     if calls is not None:  # FID/KID (no IS) of the 30 samples against the real mnistm test split, then the
         # real-vs-real floor: 30 real training digits against the same split, same settings
         call = dict(calls[0], gen=(30, 3, 28, 28), ref=(359, 3, 28, 28), isc=False, fid=True, kid=True)
@@ -339,3 +341,42 @@ def test_losses_decrease_on_a_toy_problem(project, tmp_path):
     assert last < 0.8 * first, (first, last)
     first, last = run("acgan", "d_aux", lr_d=1e-3)
     assert first > 4.0 and last < 0.9 * first, (first, last)  # starts near 2 ln 10 (two 10-way CEs)
+
+
+# --------------------------------------------------------------------------- digit FID (classifier features)
+def test_frechet_distance_of_gaussians():
+    from genda.metrics.digit_fid import frechet_distance
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 4, generator=g, dtype=torch.float64)
+    b = torch.randn(20000, 4, generator=g, dtype=torch.float64)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shift = torch.tensor([2.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    assert frechet_distance(a, b + shift) == pytest.approx(4.0, abs=0.1)  # |mu_a - mu_b|^2, same covariance
+    assert frechet_distance(a, 3 * b) == pytest.approx(4 * (1 + 9 - 2 * 3), abs=0.3)  # Tr(S_a + S_b - 2 (S_a S_b)^1/2)
+    with pytest.raises(ValueError, match="at least 2"):
+        frechet_distance(a[:1], b)
+
+
+def test_digit_fid_sees_digit_shape(project, classifier):
+    """Real digits sit near the real-vs-real floor; one-class samples (mode collapse) and digits whose pixels
+    are shuffled (same colours, no shape) score far above it."""
+    from genda.data.store import digits_path, load_prepared
+    from genda.metrics.digit_classifier import load_classifier
+    from genda.metrics.digit_fid import digit_fid_with_floor
+
+    cpu = torch.device("cpu")
+    d = load_prepared(digits_path("mnistm", project), "digits")
+    clf = load_classifier(project / "models/classifier/mnistm.pt", cpu)
+    n = 150
+    real = d["x_train"][-n:]  # not the floor's first n
+    one_class = d["x_train"][d["y_train"] == 1][:n]
+    perm = torch.randperm(28 * 28, generator=torch.Generator().manual_seed(0))
+    shuffled = real.flatten(2)[:, :, perm].reshape(real.shape)
+    fid = {k: digit_fid_with_floor(clf, x, d["x_test"], d["x_train"], cpu)
+           for k, x in (("real", real), ("one_class", one_class), ("shuffled", shuffled))}
+    floor = fid["real"]["digit_fid_real_floor"]
+    assert all(v["digit_fid_real_floor"] == floor for v in fid.values())  # same floor for every sample set
+    assert fid["real"]["digit_fid"] < 2 * floor
+    assert fid["one_class"]["digit_fid"] > 5 * floor and fid["shuffled"]["digit_fid"] > 5 * floor
+    assert fid["real"]["digit_fid_features"] == "digit classifier penultimate layer (64-d)"

@@ -565,3 +565,35 @@ def test_every_face_gan_config_trains_and_samples(name, tmp_path):
     imgs = generate(G, cfg, 5, seed=1, device=torch.device("cpu"))
     assert imgs.shape == (5, 3, 64, 64) and imgs.dtype == torch.uint8
     assert torch.equal(imgs, generate(G, cfg, 5, seed=1, device=torch.device("cpu")))
+
+
+def test_sampling_mode_bn_statistics_and_restores_the_model():
+    """bn_mode eval: running statistics; train: each batch's own statistics (the references' sampling). Either
+    way dropout is off and the module's flags and BN buffers are unchanged afterwards."""
+    from genda.sampling import sampling_mode
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5))
+    net.train()
+    with torch.no_grad():
+        net[1].running_mean.fill_(0.3); net[1].running_var.fill_(2.0)
+    buffers = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(8, 3, 6, 6) * 3 + 1
+    h = net[0](x).detach()
+    with torch.no_grad(), sampling_mode(net, "eval"):
+        y_eval = net(x)
+        assert not net.training and not net[1].training and not net[2].training
+    expect_eval = (h - 0.3) / (2.0 + 1e-5) ** 0.5 * net[1].weight[None, :, None, None] + net[1].bias[None, :, None, None]
+    assert torch.allclose(y_eval, expect_eval, atol=1e-5)
+    with torch.no_grad(), sampling_mode(net, "train"):
+        y_train = net(x)
+        assert net[1].training and not net[2].training  # BN on batch statistics, dropout off
+    mu, var = h.mean(dim=(0, 2, 3), keepdim=True), h.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    expect_train = (h - mu) / (var + 1e-5).sqrt() * net[1].weight[None, :, None, None] + net[1].bias[None, :, None, None]
+    assert torch.allclose(y_train, expect_train, atol=1e-5)
+    assert not torch.allclose(y_train, y_eval, atol=1e-2)
+    assert net.training and net[1].training and net[2].training
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in buffers.items())  # running stats restored
+    with pytest.raises(ValueError, match="eval, train"):
+        with sampling_mode(net, "batch"):
+            pass

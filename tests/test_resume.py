@@ -23,7 +23,7 @@ def test_kill9_then_resume_matches_uninterrupted(tmp_path, tiny_params, kind):
     # long enough that the kill lands mid-run (first checkpoint at 5-10 % of the steps), short enough for CI
     n_steps = 60 if kind == "gan" else 150
     p["gan"].update(steps=n_steps, checkpoint_every=4, batch_size=8)
-    p["da"].update(steps=n_steps, checkpoint_every=10, batch_size=16, settings=["dann"])
+    p["da"].update(steps=n_steps, checkpoint_every=10, batch_size=16, settings=["dann"], eval_every=40)
     if kind == "gan":
         cmd, ckpt, model = ["stages/train_gan.py", "dcgan"], "checkpoints/gan/dcgan/last.pt", "models/gan/dcgan/generator.pt"
     else:
@@ -61,6 +61,21 @@ def test_kill9_then_resume_matches_uninterrupted(tmp_path, tiny_params, kind):
     assert wa[key].keys() == wb[key].keys()
     for k in wa[key]:
         assert torch.equal(wa[key][k], wb[key][k]), f"{k} differs after resume"
+    if kind == "da":
+        # the training curve (test accuracy every 40 steps and at the end) survives the kill: same points,
+        # same accuracies; wall time only grows along it
+        ca, cb = wa["curve"], wb["curve"]
+        assert [r["step"] for r in ca] == [r["step"] for r in cb] == [40, 80, 120, 150]
+        assert [(r["target_acc"], r["source_acc"]) for r in ca] == [(r["target_acc"], r["source_acc"]) for r in cb]
+        for c in (ca, cb):
+            assert all(0 < x["wall_s"] < y["wall_s"] for x, y in zip(c, c[1:]))
+        # scoring the model during training does not perturb training: without the curve, the same weights
+        c = tmp_path / "no_curve"
+        p["da"]["eval_every"] = 0
+        _prepare(c, p)
+        run([sys.executable, *cmd], c, env=one)
+        wc = load_weights(c / model)
+        assert wc["curve"] == [] and all(torch.equal(wb[key][k], wc[key][k]) for k in wb[key])
 
 
 def test_checkpoint_from_other_settings_is_not_resumed(tmp_path, tiny_params):

@@ -23,6 +23,7 @@ from genda.errors import ConfigError
 DIGIT_DOMAINS = ("mnist", "mnistm", "usps", "svhn")
 DATA_SOURCES = ("embedded", "npz", "course", "torchvision")
 USPS_FRAMES = ("fill", "mnist")  # USPS digit fills the frame | in a 20/28 box like MNIST(-M)
+BN_MODES = ("eval", "train")  # BatchNorm while a generator samples (genda.sampling)
 GAN_LOSSES = ("bce", "lsgan", "wgan_gp", "hinge")
 GAN_ARCHS = ("dcgan", "stylegan2_lite")
 DA_SETTINGS = ("source_only", "target_only", "dann", "dsn", "mean_teacher",
@@ -251,6 +252,8 @@ SCHEMA = Section({
         "n_images": Spec(**POS_INT),
         "seed": Spec(INT, min=0),
         "grid": Spec(**POS_INT),
+        "bn_mode": Spec((str,), choices=BN_MODES, required=False,
+                        help="BatchNorm while sampling: eval (running statistics) | train (batch statistics)"),
     }),
     "evaluate": Section({
         "inception_weights": Spec((str,), nullable=True),

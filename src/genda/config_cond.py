@@ -21,7 +21,7 @@ COND_FIELDS: dict = {}
 import copy  # noqa: E402
 from typing import Any  # noqa: E402
 
-from genda.config import DIGIT_DOMAINS, SCHEMA, ListOf, MapOf, Section, Spec, _check_name  # noqa: E402
+from genda.config import BN_MODES, DIGIT_DOMAINS, SCHEMA, ListOf, MapOf, Section, Spec, _check_name  # noqa: E402
 from genda.errors import ConfigError  # noqa: E402
 
 COND_METHODS = ("acgan", "ddpm", "attr_acgan", "tag_cdcgan")
@@ -110,6 +110,8 @@ def _sample_fields() -> dict:
         "ddim_steps": Spec(_INT, min=1, max=50, help="DDIM steps (<= 50; and <= the model's T)"),
         "ddim_eta": Spec(_NUM, min=0.0, max=1.0),
         "reverse_frames": Spec(_INT, min=2, max=20),
+        "bn_mode": Spec((str,), choices=BN_MODES, required=False,
+                        help="BatchNorm while sampling: eval (running statistics) | train (batch statistics)"),
     }
 
 

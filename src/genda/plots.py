@@ -70,3 +70,30 @@ def loss_figure(curves: dict[str, Path], keys: tuple[str, ...], out: Path, title
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
+
+
+def accuracy_curve_figure(curves: dict[str, Path], out: Path, metric: str = "target_acc") -> Path | None:
+    """Test accuracy against training wall time, one panel per pair (``curves``: pair -> the CSV of
+    :func:`genda.da.evaluate.write_curves`), one line per setting: the mean over seeds at each evaluation
+    step (thin lines: single seeds). None if no CSV has a row."""
+    import pandas as pd
+
+    frames = {p: pd.read_csv(c) for p, c in curves.items() if Path(c).exists()}
+    frames = {p: f for p, f in frames.items() if len(f)}
+    if not frames:
+        return None
+    fig, axes = plt.subplots(1, len(frames), figsize=(5 * len(frames), 3.6), squeeze=False)
+    for ax, (pair, df) in zip(axes[0], frames.items()):
+        for i, (setting, g) in enumerate(df.groupby("setting", sort=False)):
+            colour = f"C{i}"
+            for _, s in g.groupby("seed"):
+                ax.plot(s["wall_s"] / 60, s[metric], color=colour, lw=0.6, alpha=0.35)
+            mean = g.groupby("step")[["wall_s", metric]].mean()
+            ax.plot(mean["wall_s"] / 60, mean[metric], color=colour, lw=1.8, marker=".", label=setting)
+        ax.set_title(pair); ax.set_xlabel("training wall time (min)"); ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(alpha=0.3); ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from genda.errors import ConfigError
 from genda.gan_tricks import EMA, make_optimizer, make_scheduler, randint, sample_z
+from genda.sampling import sampling_mode
 
 __all__ = ["CondMethod", "ACGANMethod", "DDPMMethod", "TagCDCGANMethod", "build_method"]
 
@@ -174,14 +175,9 @@ class ACGANMethod(CondMethod):
 
     @torch.no_grad()
     def sample(self, cond, generator, sample_cfg=None):
-        net = self.sampling_net()
-        was = net.training
-        net.eval()
-        try:
+        with sampling_mode(self.sampling_net(), (sample_cfg or {}).get("bn_mode", "eval")) as net:
             z = sample_z(len(cond), self.cfg["z_dim"], "normal", generator=generator).to(self.device)
             return net(z, cond.to(self.device))
-        finally:
-            net.train(was)
 
     @torch.no_grad()
     def sample_pairs(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -236,11 +232,8 @@ class DDPMMethod(CondMethod):
         from genda.diffusion import sample_ddim, sample_ddpm
 
         s = sample_cfg or {"sampler": "ddim", "ddim_steps": min(50, self.cfg["T"]), "ddim_eta": 0.0, "guide_w": 2.0}
-        net = self.sampling_net()
-        was = net.training
-        net.eval()
         shape = (self.meta["channels"], self.meta["img_size"], self.meta["img_size"])
-        try:
+        with sampling_mode(self.sampling_net(), s.get("bn_mode", "eval")) as net:
             labels = cond.to(self.device)
             if s["sampler"] == "ddim":
                 x, inter = sample_ddim(net, self.sched, labels, steps=s["ddim_steps"], eta=s["ddim_eta"],
@@ -249,8 +242,6 @@ class DDPMMethod(CondMethod):
             else:
                 x, inter = sample_ddpm(net, self.sched, labels, guide_w=s["guide_w"], generator=generator,
                                        img_shape=shape, keep_steps=keep_steps)
-        finally:
-            net.train(was)
         x = x.clamp(-1, 1)
         return (x, inter) if return_steps else x
 
@@ -326,14 +317,9 @@ class TagCDCGANMethod(CondMethod):
     def sample(self, cond, generator, sample_cfg=None):
         from genda.models.cdcgan import one_hot_tags
 
-        net = self.sampling_net()
-        was = net.training
-        net.eval()
-        try:
+        with sampling_mode(self.sampling_net(), (sample_cfg or {}).get("bn_mode", "eval")) as net:
             z = sample_z(len(cond), self.cfg["z_dim"], "normal", generator=generator).to(self.device)
             return net(z, one_hot_tags(cond.to(self.device), self.dims))
-        finally:
-            net.train(was)
 
 
 _METHODS = {"acgan": ACGANMethod, "attr_acgan": ACGANMethod, "ddpm": DDPMMethod, "tag_cdcgan": TagCDCGANMethod}

@@ -311,7 +311,8 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
     * digits: accuracy of ``models/classifier/<domain>.pt`` on the PNGs (label from the file name) and
       per class, with the classifier's real test accuracy (the ceiling) from ``metrics/classifier.json``;
       FID / KID against the real test split of the domain, and the real-vs-real floor (as many real
-      training digits against the same test split).
+      training digits against the same test split); the same FID in the classifier's own feature space
+      (``digit_fid``, ``digit_fid_real_floor``: :mod:`genda.metrics.digit_fid`).
     * faces: FID / IS / KID against the real test faces (``ev["fid_reference"]``), its real-vs-real floor,
       the face-detection rate; attr_acgan also gets the accuracy of an attribute classifier trained here on
       the real faces (``classifier_cfg["attr_steps"]`` steps; 0 skips it), per class and its real test accuracy.
@@ -320,6 +321,7 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
     from genda.config import resolve_path
     from genda.images import read_pngs
     from genda.metrics.digit_classifier import accuracy_report, load_classifier, predict, train_classifier
+    from genda.metrics.digit_fid import digit_fid_with_floor
     from genda.metrics.fidelity import fidelity_with_floor
     from genda.runtime import get_device
 
@@ -354,6 +356,7 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
         ref, held_out = digits["x_test"], digits["x_train"]
         m = fidelity_with_floor(gen, ref, held_out, isc=False,
                                 kid_subset_size=max(2, min(ev["kid_subset_size"], len(gen), len(ref))), **fid_kw)
+        m.update(digit_fid_with_floor(clf, gen, ref, held_out, device))
     else:
         from genda.metrics.facedetect import face_detection_rate
         from genda.metrics.gan_eval import face_reference

@@ -196,13 +196,17 @@ def load_generator(path: Path, device: torch.device) -> tuple[nn.Module, dict]:
 
 
 @torch.no_grad()
-def generate(G: nn.Module, cfg: dict, n: int, seed: int, device: torch.device, batch: int = 250) -> torch.Tensor:
-    """n images as uint8 [n,3,H,W] from z drawn with a fixed-seed CPU generator (same on CPU/GPU)."""
+def generate(G: nn.Module, cfg: dict, n: int, seed: int, device: torch.device, batch: int = 250,
+             bn_mode: str = "eval") -> torch.Tensor:
+    """n images as uint8 [n,3,H,W] from z drawn with a fixed-seed CPU generator (same on CPU/GPU);
+    ``bn_mode``: see :mod:`genda.sampling` (with ``train``, BN statistics of each batch of ``batch``)."""
     from genda.runtime import to_uint8_images
+    from genda.sampling import sampling_mode
 
     g = torch.Generator().manual_seed(seed)
     out = []
-    for i in range(0, n, batch):
-        z = sample_z(min(batch, n - i), cfg["z_dim"], cfg["z_prior"], generator=g).to(device)
-        out.append(to_uint8_images(run_generator(G, z, g)).cpu())
+    with sampling_mode(G, bn_mode):
+        for i in range(0, n, batch):
+            z = sample_z(min(batch, n - i), cfg["z_dim"], cfg["z_prior"], generator=g).to(device)
+            out.append(to_uint8_images(run_generator(G, z, g)).cpu())
     return torch.cat(out)
