@@ -193,6 +193,13 @@ def test_domain_adversarial_loss_reverses_feature_gradient_only():
         )
     assert l_rev.item() == pytest.approx(expected.item(), rel=1e-6)
 
+    # reduction "sum" (Ganin et al. eq. 9): twice the loss, twice the reversed gradient
+    l_sum, gs_sum, gt_sum, _ = grads(DomainAdversarialLoss(disc, reduction="sum"), 0.5)
+    assert l_sum.item() == pytest.approx(2 * l_rev.item(), rel=1e-6)
+    assert torch.allclose(gs_sum, 2 * gs_rev, rtol=0, atol=1e-7) and torch.allclose(gt_sum, 2 * gt_rev, rtol=0, atol=1e-7)
+    with pytest.raises(ValueError, match="average, sum"):
+        DomainAdversarialLoss(disc, reduction="mean")
+
 
 def test_domain_accuracy_and_single_logit_discriminator():
     sign_disc = nn.Linear(2, 1, bias=False)
@@ -332,6 +339,37 @@ def test_dann_lambda_follows_schedule_times_weight():
     _, logs = m.training_step(xs, ys, xt, 0.3)
     assert logs["lambda"] == pytest.approx(0.5 * (2 / (1 + math.exp(-1.5)) - 1))
     assert 0.0 <= logs["dom_acc"] <= 1.0
+
+
+def test_dann_joint_and_separate_passes_differ_only_in_batchnorm_statistics():
+    """passes=joint normalises source and target with the statistics of their union; separate, each with its own
+    (the reference code). Same weights: in eval mode (running statistics) both give the same features."""
+    xs, ys, xt, _ = two_domain_batch(8, seed=0)
+    xt = xt * 0.5 + 0.3  # a domain shift the batch statistics see
+    joint = build_method("dann", passes="joint")
+    sep = build_method("dann", passes="separate")
+    sep.load_state_dict(joint.state_dict())
+    seen = {}
+    for name, m in (("joint", joint), ("separate", sep)):
+        torch.manual_seed(1)
+        m.train()
+        feats = []
+        hook = m.net.features.register_forward_hook(lambda mod, i, o: feats.append(o.detach()))
+        m.training_step(xs, ys, xt, 0.5)
+        hook.remove()
+        seen[name] = torch.cat(feats)
+    assert seen["joint"].shape == seen["separate"].shape == (16, 800)
+    torch.manual_seed(1)
+    alone = sep.net.features.train()(xs).detach()  # source on its own batch statistics
+    assert torch.allclose(seen["separate"][:8], alone, atol=1e-5)
+    assert not torch.allclose(seen["joint"][:8], alone, atol=1e-3)
+    joint.eval(); sep.eval()
+    fresh = build_method("dann", passes="separate"); fresh.load_state_dict(joint.state_dict()); fresh.eval()
+    assert torch.allclose(joint.net.features(xs), fresh.net.features(xs))
+    with pytest.raises(ConfigError, match="passes must be joint or separate"):
+        build_method("dann", passes="both")
+    with pytest.raises(ConfigError, match="domain_reduction must be average or sum"):
+        build_method("dann", domain_reduction="mean")
 
 
 def test_to_floats_keeps_order_and_converts():

@@ -4,10 +4,12 @@ Given source features :math:`f_s` and target features :math:`f_t`, a domain disc
 behind a gradient reversal layer :math:`R_\\lambda` is trained to tell the domains apart:
 
 .. math::
-    L_{adv} = \\tfrac12\\Big[\\tfrac{1}{n_s}\\sum_{i} \\ell\\big(D(R_\\lambda(f_s^i)), 0\\big)
+    L_{adv} = c\\Big[\\tfrac{1}{n_s}\\sum_{i} \\ell\\big(D(R_\\lambda(f_s^i)), 0\\big)
               + \\tfrac{1}{n_t}\\sum_{j} \\ell\\big(D(R_\\lambda(f_t^j)), 1\\big)\\Big]
 
-with domain label 0 = source, 1 = target, and :math:`\\ell` the cross-entropy (``D`` outputs 2 logits)
+with :math:`c = \\tfrac12` (``reduction="average"``) or :math:`c = 1` (``reduction="sum"``: Ganin et al., JMLR 2016,
+eq. 9, and the common PyTorch port, which give the features twice the reversed gradient of "average"),
+domain label 0 = source, 1 = target, and :math:`\\ell` the cross-entropy (``D`` outputs 2 logits)
 or the binary cross-entropy with logits (``D`` outputs 1 logit). Minimising :math:`L_{adv}` trains
 :math:`D`; because of the GRL the feature extractor receives :math:`-\\lambda\\,\\partial L_{adv}/\\partial f`,
 i.e. it is pushed to make the domains indistinguishable. Each domain is averaged separately so unequal
@@ -41,14 +43,22 @@ class DomainAdversarialLoss(nn.Module):
             fits :class:`~genda.da.grl.WarmStartGradientReverseLayer` (own schedule) or ``nn.Identity()``
             (no reversal, e.g. to train a plain domain classifier).
 
+        reduction: ``"average"`` (c = 1/2) or ``"sum"`` (c = 1) of the two per-domain means.
+
     Inputs: ``f_s`` [n_s, *F], ``f_t`` [n_t, *F] (same trailing shape), ``lambd`` float or None.
     Output: scalar loss. After each call :attr:`domain_accuracy` (float in [0, 1]) holds the
     discriminator's accuracy on the ``n_s + n_t`` samples (source predicted 0, target predicted 1);
     :attr:`last_accuracy_tensor` is the same value as a 0-d tensor (no device sync).
     """
 
-    def __init__(self, domain_discriminator: nn.Module, grl: nn.Module | None = None) -> None:
+    REDUCTIONS = {"average": 0.5, "sum": 1.0}
+
+    def __init__(self, domain_discriminator: nn.Module, grl: nn.Module | None = None,
+                 reduction: str = "average") -> None:
         super().__init__()
+        if reduction not in self.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {', '.join(self.REDUCTIONS)}, got {reduction!r}")
+        self.scale = self.REDUCTIONS[reduction]
         self.domain_discriminator = domain_discriminator
         self.grl = GradientReverseLayer() if grl is None else grl
         self.last_accuracy_tensor: Tensor | None = None
@@ -82,7 +92,7 @@ class DomainAdversarialLoss(nn.Module):
                 raise ValueError(f"domain discriminator output shape {tuple(logits.shape)} is not [N, 2] or [N, 1]")
             per_sample = F.binary_cross_entropy_with_logits(z, labels.to(z.dtype), reduction="none")
             pred = (z > 0).long()
-        loss = 0.5 * (per_sample[:n_s].mean() + per_sample[n_s:].mean())
+        loss = self.scale * (per_sample[:n_s].mean() + per_sample[n_s:].mean())
         with torch.no_grad():
             acc = (pred == labels).float().mean()
         self.last_accuracy_tensor = acc

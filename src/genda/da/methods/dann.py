@@ -8,12 +8,17 @@
 :math:`L_{adv}` is :class:`~genda.da.adversarial.DomainAdversarialLoss` with the domain classifier
 :class:`~genda.models.dann.DANNDomainHead` (800→100→2) behind a gradient reversal layer of coefficient
 :math:`\\lambda_p`; the discriminator itself always learns with weight 1, the features receive
-:math:`-\\lambda_p` times its gradient. Source and target go through :math:`G_f` as one concatenated batch
-([n_s + n_t, 3, 28, 28] -> [n_s + n_t, 800]); the label predictor only sees the source part.
+:math:`-\\lambda_p` times its gradient. With ``passes="joint"`` source and target go through :math:`G_f` as one
+concatenated batch ([n_s + n_t, 3, 28, 28] -> [n_s + n_t, 800]), so BatchNorm normalises with statistics of
+both domains; ``"separate"`` runs two forward passes (each domain its own batch statistics, as the reference
+DANN/DSN code does). The label predictor only sees the source part.
 
 Options:
     domain_weight (float, 1.0): :math:`w_d`, scales the reversed gradient (λ).
     gamma (float, 10.0): γ of the λ schedule.
+    domain_reduction ("average"): ``"average"`` = ½(mean_s + mean_t) or ``"sum"`` = mean_s + mean_t (Ganin
+        et al. eq. 9), see :class:`~genda.da.adversarial.DomainAdversarialLoss`.
+    passes ("joint"): ``"joint"`` (one concatenated batch) or ``"separate"`` (one forward pass per domain).
     classifier_layers (int, 2), dropout (float, 0.5): label predictor, see ``source_only``.
 
 Logs: ``loss``, ``cls``, ``dom`` (domain loss), ``lambda`` (λ_p), ``dom_acc`` (discriminator accuracy),
@@ -42,18 +47,22 @@ class DANN(DAMethod):
 
     name = "dann"
     needs_target = True
-    defaults = {"domain_weight": 1.0, "gamma": 10.0, **DIGIT_NET_DEFAULTS}
+    defaults = {"domain_weight": 1.0, "gamma": 10.0, "domain_reduction": "average", "passes": "joint",
+                **DIGIT_NET_DEFAULTS}
     log_keys = ("loss", "cls", "dom", "lambda", "dom_acc", "acc")
 
     def __init__(self, n_classes: int = 10, **options: Any) -> None:
         super().__init__(n_classes, **options)
         self.net = build_digit_net(n_classes, self.options)
-        self.domain_adv = DomainAdversarialLoss(DANNDomainHead(self.net.features.out_dim, 100))
+        self.domain_adv = DomainAdversarialLoss(DANNDomainHead(self.net.features.out_dim, 100),
+                                                reduction=self.options["domain_reduction"])
 
     def check_options(self, options: dict[str, Any]) -> None:
         check_digit_net_options(self)
         self._require(options["domain_weight"] >= 0, "domain_weight", ">= 0")
         self._require(options["gamma"] > 0, "gamma", "> 0")
+        self._require(options["domain_reduction"] in ("average", "sum"), "domain_reduction", "average or sum")
+        self._require(options["passes"] in ("joint", "separate"), "passes", "joint or separate")
 
     def lambd(self, progress: float) -> float:
         """GRL coefficient λ_p = domain_weight · grl_lambda(p, gamma)."""
@@ -63,8 +72,11 @@ class DANN(DAMethod):
         self, xs: Tensor, ys: Tensor, xt: Tensor | None, progress: float
     ) -> tuple[Tensor, dict[str, float]]:
         xt = self._require_target(xt)
-        f = self.net.features(torch.cat([xs, xt], dim=0))
-        f_s, f_t = f[: xs.shape[0]], f[xs.shape[0] :]
+        if self.options["passes"] == "joint":
+            f = self.net.features(torch.cat([xs, xt], dim=0))
+            f_s, f_t = f[: xs.shape[0]], f[xs.shape[0] :]
+        else:
+            f_s, f_t = self.net.features(xs), self.net.features(xt)
         logits = self.net.classifier(f_s)
         cls = self._cross_entropy(logits, ys)
         lam = self.lambd(progress)
