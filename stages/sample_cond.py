@@ -16,7 +16,7 @@ def main() -> None:
     params = load_params()
     method, _, meta = load_cond_model(Path(f"models/cond/{name}/model.pt"), get_device())
     out = Path(f"samples/cond/{name}")
-    info = write_samples(method, meta, params["cond_sample"], out)
+    info = write_samples(method, meta, params["cond_sample"], out, compute=params.get("compute"))
     print(f"[sample_cond] {info['n_images']} images -> {out}/images, grid -> {out}/grid.png")
 
 

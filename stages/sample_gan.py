@@ -15,7 +15,8 @@ def main() -> None:
     s = params["sample"]
     device = get_device()
     G, cfg = load_generator(Path(f"models/gan/{name}/generator.pt"), device)
-    images = generate(G, cfg, s["n_images"], s["seed"], device, bn_mode=s.get("bn_mode", "eval"))
+    images = generate(G, cfg, s["n_images"], s["seed"], device, bn_mode=s.get("bn_mode", "eval"),
+                      compute=params.get("compute"))
     out = Path(f"samples/gan/{name}")
     save_pngs(images, out / "images")
     save_grid(images[: s["grid"]], out / "grid.png")

@@ -23,7 +23,8 @@ def main() -> None:
         device = get_device()
         model, _ = train_classifier(cfg, data["x_train"], data["y_train"], n_classes=10, seed=params["seed"],
                                     device=device, ckpt_dir=Path(f"checkpoints/classifier/{domain}"),
-                                    out_model=Path(f"models/classifier/{domain}.pt"), tracker=tr)
+                                    out_model=Path(f"models/classifier/{domain}.pt"), tracker=tr,
+                                    compute=params.get("compute"))
         rep = accuracy_report(predict(model, data["x_test"], device), data["y_test"], 10)
         m = {"domain": domain, "test_acc": rep["accuracy"], "per_class_test_acc": rep["per_class"],
              "n_test": rep["n"], "steps": cfg["steps"]}

@@ -22,7 +22,8 @@ def main() -> None:
         for seed in da["seeds"]:
             train_da(setting, options, da, src, tgt, seed=seed, device=get_device(),
                      ckpt_dir=Path(f"checkpoints/da/{pair}/{setting}/seed{seed}"),
-                     out_model=Path(f"models/da/{pair}/{setting}/seed{seed}.pt"), tracker=tr)
+                     out_model=Path(f"models/da/{pair}/{setting}/seed{seed}.pt"), tracker=tr,
+                     compute=params.get("compute"))
 
 
 if __name__ == "__main__":

@@ -318,7 +318,7 @@ def test_build_method_errors():
         build_method("nope")
     for name in METHODS:
         assert name in str(err.value)
-    with pytest.raises(ConfigError, match=r"unknown option\(s\) lr.*valid options: classifier_layers, domain_weight"):
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) lr.*valid options: classifier_layers, domain_reduction, domain_weight"):
         build_method("dann", lr=0.1)
     with pytest.raises(ConfigError, match="domain_weight must be float"):
         build_method("dann", domain_weight="high")

@@ -23,7 +23,8 @@ from genda.errors import ConfigError
 DIGIT_DOMAINS = ("mnist", "mnistm", "usps", "svhn")
 DATA_SOURCES = ("embedded", "npz", "course", "torchvision")
 USPS_FRAMES = ("fill", "mnist")  # USPS digit fills the frame | in a 20/28 box like MNIST(-M)
-BN_MODES = ("eval", "train")  # BatchNorm while a generator samples (genda.sampling)
+BN_MODES = ("eval", "train")
+PRECISIONS = ("auto", "fp32", "bf16")  # genda.precision  # BatchNorm while a generator samples (genda.sampling)
 GAN_LOSSES = ("bce", "lsgan", "wgan_gp", "hinge")
 GAN_ARCHS = ("dcgan", "stylegan2_lite")
 DA_SETTINGS = ("source_only", "target_only", "dann", "dsn", "mean_teacher",
@@ -81,6 +82,7 @@ class Section:
 
     fields: dict[str, Any]
     partial: bool = False  # True: every key optional (method overrides)
+    required: bool = True  # False: the whole section may be absent (its consumers use defaults)
 
     def validate(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):
@@ -232,6 +234,11 @@ SCHEMA = Section({
     "lr_g": Spec(NUM, min=0.0, help="face-GAN generator learning rate"),
     "label_smoothing": Spec(NUM, min=0.0, max=0.5, help="one-sided: real target = 1 - s"),
     "seed": Spec(INT, min=0),
+    "compute": Section({  # genda.precision: numerics of every trainer and sampler
+        "precision": Spec((str,), choices=PRECISIONS,
+                          help="auto (bf16 where the hardware has it natively, else fp32) | fp32 | bf16"),
+        "channels_last": Spec((bool,)),
+    }, required=False),
     "data": Section({
         "source": Spec((str,), choices=DATA_SOURCES),
         "root": Spec((str,)),

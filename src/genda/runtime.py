@@ -32,13 +32,16 @@ def cpu_info() -> dict:
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
-def environment(precision: str = "fp32") -> dict:
+def environment(precision: str | None = None) -> dict:
     """What produced a number: versions, device, CPU ISA, threads, processes, precision.
 
     Written next to every metric (``env`` in ``metrics/**.json``) and as ``env.*`` tags of every MLflow run."""
     import platform
 
     from genda.distributed import world_size
+    from genda.precision import active
+
+    precision = precision or active()
 
     dev = get_device()
     env = {"torch": torch.__version__, "cuda": torch.version.cuda or "none",

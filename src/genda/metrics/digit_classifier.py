@@ -90,17 +90,21 @@ def augment_batch(x: Tensor, *, max_shift: float, max_rotate: float, max_scale: 
 
 def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: int = 10, seed: int,
                      device: torch.device, ckpt_dir: Path | None, out_model: Path | None = None, tracker=None,
-                     progress: bool = True, tag: str = "classifier") -> tuple[nn.Module, list[dict]]:
+                     progress: bool = True, tag: str = "classifier",
+                     compute: dict | None = None) -> tuple[nn.Module, list[dict]]:
     """Train :class:`DigitClassifier` on uint8 ``x_train [N,3,H,W]`` / int64 ``y_train [N]``.
 
     ``cfg`` keys: steps, batch_size, lr, weight_decay, width, max_shift, max_rotate, max_scale,
     color_jitter, checkpoint_every, log_every.  ``ckpt_dir=None`` disables checkpoints.
     Returns the model (eval mode) and the loss history; saves ``{"model", "cfg", "n_classes"}`` to
-    ``out_model`` if given."""
+    ``out_model`` if given. ``compute``: the params section of :mod:`genda.precision`."""
     if len(x_train) != len(y_train):
         raise DataError(f"{tag}: {len(x_train)} images but {len(y_train)} labels")
     gen = seed_everything(seed)
-    model = DigitClassifier(n_classes, cfg["width"]).to(device)
+    from genda.precision import Compute
+
+    c = Compute(compute, device)
+    model = c.module(DigitClassifier(n_classes, cfg["width"]).to(device))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     distributed.broadcast_modules(model)
     distributed.sync_optimizer(opt)
@@ -111,7 +115,7 @@ def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: 
             "color_jitter", "checkpoint_every")
     ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"], fingerprint(
         {"cfg": {k: cfg[k] for k in keys}, "seed": seed, "n": len(x), "shape": list(x.shape[1:]),
-         "k": n_classes}), total=cfg["steps"]) if ckpt_dir is not None else None
+         "k": n_classes, "compute": c.record()}), total=cfg["steps"]) if ckpt_dir is not None else None
     start, history = 0, []
     resumed = ck.load(device) if ck else None
     if resumed:
@@ -135,8 +139,9 @@ def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: 
         idx = stream.indices(step)
         xb = augment_batch(to_float_images(x[idx]), max_shift=cfg["max_shift"], max_rotate=cfg["max_rotate"],
                            max_scale=cfg["max_scale"], color=cfg["color_jitter"], generator=gen)
-        logits = model(xb)
-        loss = F.cross_entropy(logits, y[idx])
+        with c.autocast():
+            logits = model(c.images(xb))
+            loss = F.cross_entropy(logits, y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

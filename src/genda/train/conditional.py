@@ -128,8 +128,10 @@ def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) 
 
 # --------------------------------------------------------------------------- training
 def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ckpt_dir: Path, out_model: Path,
-               tracker=None, loss_csv: Path | None = None, progress: bool = True) -> list[dict]:
+               tracker=None, loss_csv: Path | None = None, progress: bool = True,
+               compute: dict | None = None) -> list[dict]:
     """Train ``cfg["method"]`` on ``data`` for ``cfg["steps"]`` steps; save the sampling weights to ``out_model``.
+    ``compute``: the params section of :mod:`genda.precision` (each step runs under its autocast).
 
     Returns the loss history (one row per ``log_every`` steps and at the end)."""
     from tqdm import tqdm
@@ -137,14 +139,21 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
     from genda.train.gan import write_history
 
     gen = seed_everything(seed)
+    from genda.precision import Compute
+
+    c = Compute(compute, device)
     method = build_method(cfg, data.meta, device, gen, train=True)
+    for m in method._modules().values():
+        if m is not None:
+            c.module(m)
     distributed.broadcast_modules(*method._modules().values())
     distributed.sync_optimizer(*[o for o in method._optims().values() if isinstance(o, torch.optim.Optimizer)])
     x, cond = data.x.to(device), data.cond.to(device)
     stream = BatchStream(len(x), cfg["batch_size"], seed, device)
     k = method.batches_per_step
     ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"], fingerprint(
-        {"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:]), "meta": data.meta}), total=cfg["steps"])
+        {"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:]), "meta": data.meta,
+         "compute": c.record()}), total=cfg["steps"])
     start, history = 0, []
     resumed = ck.load(device)
     if resumed:
@@ -164,8 +173,9 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
         batches = []
         for j in range(k):
             idx = stream.indices(step * k + j)
-            batches.append((to_float_images(x[idx]), cond[idx]))
-        logs = method.training_step(batches, step)
+            batches.append((c.images(to_float_images(x[idx])), cond[idx]))
+        with c.autocast():
+            logs = method.training_step(batches, step)
         done = step + 1
         if done % cfg["log_every"] == 0 or done == cfg["steps"]:
             logs = {kk: float(v) for kk, v in logs.items()}  # the only host sync of a step
@@ -208,11 +218,20 @@ def _even(items: list, n: int) -> list:
     return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
 
 
-def write_samples(method: CondMethod, meta: dict, sample: dict, out: Path) -> dict:
+def write_samples(method: CondMethod, meta: dict, sample: dict, out: Path, compute: dict | None = None) -> dict:
     """Generate and write the fixed-seed samples of one conditional generator to ``out`` (see module doc).
 
-    ``sample`` is the ``cond_sample`` params section.  Returns the metadata also written to
-    ``out/meta.json``."""
+    ``sample`` is the ``cond_sample`` params section, ``compute`` the :mod:`genda.precision` one.  Digits are
+    drawn with the labels interleaved (0, 1, ..., 9, 0, 1, ...), so every sampling batch holds every class
+    evenly -- which matters with ``bn_mode: train`` (batch statistics) -- and written class by class.
+    Returns the metadata also written to ``out/meta.json``."""
+    from genda.precision import Compute
+
+    with Compute(compute, method.device).autocast():
+        return _write_samples(method, meta, sample, Path(out))
+
+
+def _write_samples(method: CondMethod, meta: dict, sample: dict, out: Path) -> dict:
     from genda.images import save_grid, save_pngs
 
     out = Path(out)
@@ -230,7 +249,7 @@ def write_samples(method: CondMethod, meta: dict, sample: dict, out: Path) -> di
     if meta["kind"] == "digits":
         n, K = sample["n_per_class"], meta["n_classes"]
         width = max(3, len(str(n)))
-        labels = torch.arange(K).repeat_interleave(n)
+        labels = torch.arange(K).repeat(n)  # interleaved: each batch holds every class
         chunks, frames = [], None
         for i in range(0, len(labels), bs):
             lab = labels[i:i + bs].to(dev)
@@ -241,7 +260,7 @@ def write_samples(method: CondMethod, meta: dict, sample: dict, out: Path) -> di
             else:
                 x = method.sample(lab, g, sample)
             chunks.append(_u8(x))
-        images = torch.cat(chunks)
+        images = torch.cat(chunks).view(n, K, *chunks[0].shape[1:]).transpose(0, 1).reshape(-1, *chunks[0].shape[1:])
         names = [f"{c}_{j + 1:0{width}d}" for c in range(K) for j in range(n)]
         save_pngs(images, out / "images", names)
         per = min(sample["grid_per_class"], n)

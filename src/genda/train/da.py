@@ -25,6 +25,7 @@ from genda import distributed
 from genda.checkpoint import Checkpointer, load_weights, save_atomic
 from genda.data.augment import color_jitter
 from genda.data.store import BatchStream
+from genda.precision import Compute
 from genda.runtime import fingerprint, seed_everything, to_float_images
 
 SUPERVISED = {"source_only": ("source_only", "source"), "target_only": ("source_only", "target"),
@@ -44,8 +45,10 @@ def annealed(mu0: float, p: float, alpha: float, beta: float) -> float:
 
 
 def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, seed: int, device: torch.device,
-             ckpt_dir: Path, out_model: Path, tracker=None, progress: bool = True) -> list[dict]:
-    """Train one (pair, setting, seed); `src`/`tgt` are prepared dicts (uint8 x, int64 y).
+             ckpt_dir: Path, out_model: Path, tracker=None, progress: bool = True,
+             compute: dict | None = None) -> list[dict]:
+    """Train one (pair, setting, seed); `src`/`tgt` are prepared dicts (uint8 x, int64 y); ``compute``: the
+    params section of :mod:`genda.precision` (precision, channels_last).
 
     Every ``da.eval_every`` steps (0 = never) the model is scored on both test splits; the rows
     ``{step, wall_s, target_acc, source_acc}`` (wall_s: training seconds so far, evaluation excluded, summed
@@ -56,7 +59,8 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
 
     method_name, labelled, uses_target = setting_plan(setting)
     gen = seed_everything(seed)
-    model = build_method(method_name, n_classes=10, **options).to(device)
+    c = Compute(compute, device)
+    model = c.module(build_method(method_name, n_classes=10, **options).to(device))
     distributed.broadcast_modules(model)
     lab = src if labelled == "source" else tgt
     xs_all, ys_all = lab["x_train"].to(device), lab["y_train"].to(device)
@@ -72,7 +76,7 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
     steps = da["steps"]
     eval_every = da.get("eval_every") or 0
     ck = Checkpointer(ckpt_dir, da["checkpoint_every"], fingerprint(
-        {"setting": setting, "options": options, "seed": seed,
+        {"setting": setting, "options": options, "seed": seed, "compute": c.record(),
          "da": {k: v for k, v in da.items() if k not in ("eval_every", "log_every", "checkpoint_every")},
          "n": [len(xs_all), 0 if xt_all is None else len(xt_all)]}), total=steps)
     start, history, curve, wall0 = 0, [], [], 0.0
@@ -116,12 +120,13 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
         lr = da["lr"] * scale
         model.train()
         idx = s_stream.indices(step)
-        xs = color_jitter(to_float_images(xs_all[idx]), da["color_jitter"], gen)
+        xs = c.images(color_jitter(to_float_images(xs_all[idx]), da["color_jitter"], gen))
         ys = ys_all[idx]
         xt = None
         if uses_target:
-            xt = color_jitter(to_float_images(xt_all[t_stream.indices(step)]), da["color_jitter"], gen)
-        loss, logs = model.training_step(xs, ys, xt, p)
+            xt = c.images(color_jitter(to_float_images(xt_all[t_stream.indices(step)]), da["color_jitter"], gen))
+        with c.autocast():
+            loss, logs = model.training_step(xs, ys, xt, p)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -138,7 +143,8 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
         if ck.due(done) and done < steps:
             ck.save(done, state())
     save_atomic({"method": method_name, "options": options, "setting": setting, "seed": seed,
-                 "model": model.state_dict(), "curve": curve, "train_seconds": round(wall(), 2)}, out_model)
+                 "model": model.state_dict(), "curve": curve, "train_seconds": round(wall(), 2),
+                 "compute": c.record()}, out_model)
     ck.save(steps, state())
     if tracker:
         tracker.log_metrics({f"seed{seed}/train_seconds": time.time() - t0}, step=steps)

@@ -66,12 +66,17 @@ def _pair(v):
 
 
 def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.device, ckpt_dir: Path,
-              out_model: Path, tracker=None, loss_csv: Path | None = None, progress: bool = True) -> list[dict]:
-    """Train G and D on uint8 images [N,3,H,W]; save G (EMA G if enabled) to `out_model`.
+              out_model: Path, tracker=None, loss_csv: Path | None = None, progress: bool = True,
+              compute: dict | None = None) -> list[dict]:
+    """Train G and D on uint8 images [N,3,H,W]; save G (EMA G if enabled) to `out_model`. ``compute``: the
+    params section of :mod:`genda.precision` (the whole step runs under its autocast).
 
     Returns the loss history (one row per `log_every` iterations)."""
     gen = seed_everything(seed)
-    G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    from genda.precision import Compute
+
+    c = Compute(compute, device)
+    G, D = c.module(build_generator(cfg).to(device)), c.module(build_discriminator(cfg).to(device))
     distributed.broadcast_modules(G, D)
     opt_g = make_optimizer(G.parameters(), cfg["opt_g"], cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
     opt_d = make_optimizer(D.parameters(), cfg["opt_d"], cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]))
@@ -86,7 +91,8 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
     aug = (lambda t: diff_augment(t, policy, generator=gen)) if policy else (lambda t: t)
 
     ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"],
-                      fingerprint({"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:])}), total=cfg["steps"])
+                      fingerprint({"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:]),
+                                   "compute": c.record()}), total=cfg["steps"])
     history: list[dict] = []
     start = 0
     resumed = ck.load(device)
@@ -115,41 +121,42 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
     bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc="train_gan",
                disable=not (progress and distributed.is_main()), mininterval=5)
     for step in bar:
-        G.train(); D.train()
-        skipped = 0
-        for k in range(cfg["d_steps"]):
-            real = to_float_images(x[stream.indices(step * cfg["d_steps"] + k)])
-            if cfg["hflip"]:
-                real = random_hflip(real, generator=gen)
-            z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
-            with torch.no_grad():
-                fake = run_generator(G, z, gen)
-            rt, ft = real_fake_targets(bs, smoothing=cfg["label_smoothing"], noisy_real=_pair(cfg["noisy_real"]),
-                                       noisy_fake=_pair(cfg["noisy_fake"]), generator=gen)
-            d_real, d_fake = D(aug(real)), D(aug(fake))
-            d_loss = loss.d_loss(d_real, d_fake, rt.to(device) if torch.is_tensor(rt) else rt,
-                                 ft.to(device) if torch.is_tensor(ft) else ft)
-            if loss.needs_gradient_penalty:
-                d_loss = d_loss + cfg["gp_weight"] * gradient_penalty(D, real, fake, generator=gen)
-            # the D-skip decision must agree on every rank: it uses the loss averaged over them
-            last_d = (distributed.mean_scalar(d_loss.detach()) if cfg["d_skip_threshold"] is not None
-                      else float(d_loss.detach()))
-            if should_skip_d(last_d, cfg["d_skip_threshold"]):
-                skipped += 1
-                continue
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-        for _ in range(cfg["g_steps"]):
-            z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
-            g_loss = loss.g_loss(D(aug(run_generator(G, z, gen))))
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            if ema:
-                ema.update(G)
-        if sch_g:
-            sch_g.step(); sch_d.step()
+        with c.autocast():  # forward passes, losses and steps (bf16 when compute.precision says so)
+            G.train(); D.train()
+            skipped = 0
+            for k in range(cfg["d_steps"]):
+                real = c.images(to_float_images(x[stream.indices(step * cfg["d_steps"] + k)]))
+                if cfg["hflip"]:
+                    real = random_hflip(real, generator=gen)
+                z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
+                with torch.no_grad():
+                    fake = run_generator(G, z, gen)
+                rt, ft = real_fake_targets(bs, smoothing=cfg["label_smoothing"], noisy_real=_pair(cfg["noisy_real"]),
+                                           noisy_fake=_pair(cfg["noisy_fake"]), generator=gen)
+                d_real, d_fake = D(aug(real)), D(aug(fake))
+                d_loss = loss.d_loss(d_real, d_fake, rt.to(device) if torch.is_tensor(rt) else rt,
+                                     ft.to(device) if torch.is_tensor(ft) else ft)
+                if loss.needs_gradient_penalty:
+                    d_loss = d_loss + cfg["gp_weight"] * gradient_penalty(D, real, fake, generator=gen)
+                # the D-skip decision must agree on every rank: it uses the loss averaged over them
+                last_d = (distributed.mean_scalar(d_loss.detach()) if cfg["d_skip_threshold"] is not None
+                          else float(d_loss.detach()))
+                if should_skip_d(last_d, cfg["d_skip_threshold"]):
+                    skipped += 1
+                    continue
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+            for _ in range(cfg["g_steps"]):
+                z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
+                g_loss = loss.g_loss(D(aug(run_generator(G, z, gen))))
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                if ema:
+                    ema.update(G)
+            if sch_g:
+                sch_g.step(); sch_d.step()
         done = step + 1
         if done % cfg["log_every"] == 0 or done == cfg["steps"]:
             row = {"step": done, "loss_d": last_d, "loss_g": float(g_loss.detach()),
@@ -197,15 +204,18 @@ def load_generator(path: Path, device: torch.device) -> tuple[nn.Module, dict]:
 
 @torch.no_grad()
 def generate(G: nn.Module, cfg: dict, n: int, seed: int, device: torch.device, batch: int = 250,
-             bn_mode: str = "eval") -> torch.Tensor:
+             bn_mode: str = "eval", compute: dict | None = None) -> torch.Tensor:
     """n images as uint8 [n,3,H,W] from z drawn with a fixed-seed CPU generator (same on CPU/GPU);
-    ``bn_mode``: see :mod:`genda.sampling` (with ``train``, BN statistics of each batch of ``batch``)."""
+    ``bn_mode``: see :mod:`genda.sampling` (with ``train``, BN statistics of each batch of ``batch``);
+    ``compute``: the :mod:`genda.precision` params section."""
+    from genda.precision import Compute
     from genda.runtime import to_uint8_images
     from genda.sampling import sampling_mode
 
     g = torch.Generator().manual_seed(seed)
     out = []
-    with sampling_mode(G, bn_mode):
+    c = Compute(compute, device)
+    with sampling_mode(c.module(G), bn_mode), c.autocast():
         for i in range(0, n, batch):
             z = sample_z(min(batch, n - i), cfg["z_dim"], cfg["z_prior"], generator=g).to(device)
             out.append(to_uint8_images(run_generator(G, z, g)).cpu())

@@ -1,0 +1,78 @@
+"""Numerics and memory format of training and sampling: the ``compute`` params section.
+
+* ``precision``: ``fp32`` | ``bf16`` | ``auto``. ``bf16`` runs forward passes and losses under
+  :func:`torch.autocast` with ``torch.bfloat16`` (weights, optimiser state and the backward's accumulation stay
+  fp32: mixed precision, no loss scaling needed for bf16). ``auto`` is ``bf16`` where the hardware does bf16
+  natively -- a CUDA GPU with bf16, or a CPU with AMX-BF16 or AVX-512 BF16 -- and ``fp32`` elsewhere (on an
+  AVX2-only CPU bf16 is emulated and slower than fp32).
+* ``channels_last``: convolution weights and image batches in NHWC memory order, which oneDNN (CPU) and cuDNN
+  (tensor cores) run faster; the numbers are the same up to summation order.
+
+Both change the numerics, so they are params (DVC reruns what they touch) and the precision actually used is
+recorded in every metrics file's ``env`` and MLflow's ``env.precision`` tag (:func:`active`).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import ContextManager
+
+import torch
+from torch import nn
+
+from genda.config import PRECISIONS  # noqa: F401  (the params schema names the same choices)
+_active = "fp32"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (CUDA with bf16; CPU flags ``amx_bf16`` or ``avx512_bf16``)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    from genda.runtime import cpu_info
+
+    isa = cpu_info()["cpu_isa"].split()
+    return "amx_bf16" in isa or "avx512_bf16" in isa
+
+
+def resolve(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` or ``fp32`` for ``device``; remembered as :func:`active` for the metrics record."""
+    global _active
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    _active = ("bf16" if native_bf16(device) else "fp32") if precision == "auto" else precision
+    return _active
+
+
+def active() -> str:
+    """The precision the last :func:`resolve` of this process chose (``fp32`` before any)."""
+    return _active
+
+
+def autocast(precision: str, device: torch.device) -> ContextManager:
+    """The context for forward passes and losses: bf16 autocast, or nothing for fp32 (``precision`` resolved)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class Compute:
+    """The resolved ``compute`` section for one stage: ``with c.autocast(): ...``, ``c.module(m)``, ``c.images(x)``.
+
+    ``cfg`` is ``{"precision": ..., "channels_last": ...}`` (None: fp32, NCHW)."""
+
+    def __init__(self, cfg: dict | None, device: torch.device) -> None:
+        cfg = cfg or {}
+        self.device = device
+        self.precision = resolve(cfg.get("precision", "fp32"), device)
+        self.channels_last = bool(cfg.get("channels_last", False))
+
+    def autocast(self) -> ContextManager:
+        return autocast(self.precision, self.device)
+
+    def module(self, m: nn.Module) -> nn.Module:
+        return m.to(memory_format=torch.channels_last) if self.channels_last else m
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def record(self) -> dict:
+        return {"precision": self.precision, "channels_last": self.channels_last}
