@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -74,6 +75,14 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
     for s in ("source_only", "dann", "target_only"):
         assert 0.0 <= da[s]["target_acc"] <= 1.0 and da[s]["n_seeds"] == 1 and da[s]["setting"] == s
     assert (proj / "plots/tsne/mnistm-usps/dann.png").exists()
+    # the training curves (da.eval_every; the last step is always scored) -> CSV and the report's figure
+    steps = torch.load(proj / "models/da/mnistm-usps/dann/seed0.pt", weights_only=True)["curve"][-1]["step"]
+    curve = pd.read_csv(proj / "metrics/da/curves/mnistm-usps.csv")
+    last = curve[curve["step"] == steps].set_index("setting")
+    assert set(last.index) == {"source_only", "dann", "target_only"}
+    for s in last.index:  # the curve's last point is the evaluated model
+        assert last.loc[s, "target_acc"] == pytest.approx(da[s]["target_acc"], abs=1e-6)
+    assert "![DA accuracy curves](da_curves.png)" in report and (proj / "report/da_curves.png").exists()
     assert "| *real vs real (40 held-out faces)* |" in report
     assert "| dcgan |" in report and "| dcgan_tricks |" in report and "| mnistm-usps |" in report and "88.3" in report
     assert "../samples/gan/dcgan/grid.png" in report
@@ -83,6 +92,7 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
         assert f"| {g} |" in report
     acgan = json.loads((proj / "metrics/cond/acgan.json").read_text())
     assert 0.0 <= acgan["accuracy"] <= 1.0
+    assert acgan["digit_fid"] > acgan["digit_fid_real_floor"] > 0  # classifier-feature FID beside its floor
     assert acgan["n_real_floor"] == 30 and 0.0 <= acgan["fid_real_floor"] < acgan["fid"]
     assert report.count("| *real vs real (30 held-out mnistm digits)* |") == 1
     assert len(list((proj / "samples/cond/ddpm/images").glob("*.png"))) == 30
