@@ -1,7 +1,8 @@
 """Real-data DA runs (and A/Bs of recipe knobs) through the pipeline's own stage scripts.
 
 For each *arm* (a name plus ``key=value`` overrides of a base params file) it makes a scratch copy of the
-project (``benchmarks/scratch_env.sh``: code, no outputs), prepares the data there, trains every
+project (``benchmarks/scratch_env.sh``: stage scripts and params, no outputs; the ``genda`` library itself is
+imported from this checkout's editable install, so leave ``src/`` alone while a run is going), prepares the data there, trains every
 (setting, seed) with ``stages/train_da.py`` -- ``--jobs`` trainings at a time, ``GENDA_THREADS=1`` each, one
 params file per seed so seeds train in parallel -- and scores them with ``stages/evaluate_da.py`` (accuracy
 mean ± std over seeds, and the training curves of ``da.eval_every``). Trainings checkpoint and finished
@@ -81,6 +82,11 @@ def main() -> None:
                     help="an arm: its name and params overrides (repeatable); none = one arm 'base'")
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args()
+    # the commit whose code the trainings run: genda is imported from this checkout (editable install) when each
+    # training process starts, so keep the checkout's src/ unchanged while a run is going
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "stages"],
+                                cwd=ROOT, capture_output=True, text=True).stdout.strip())
     arms = {arm[0]: arm[1:] for arm in (a.arm or [["base"]])}
     w = a.workdir.resolve()
     venv = ROOT / ".venv/bin"
@@ -119,9 +125,6 @@ def main() -> None:
 
     with ThreadPoolExecutor(a.jobs) as ex:
         list(ex.map(train, jobs))
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip())
     results = {"pair": a.pair, "config": str(a.config), "settings": a.settings, "seeds": a.seeds,
                "command": "python benchmarks/da_runs.py " + " ".join(shlex.quote(x) for x in sys.argv[1:]),
                "commit": commit + ("+uncommitted changes" if dirty else ""), "machine": machine(),
