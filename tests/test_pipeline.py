@@ -213,11 +213,20 @@ def test_mlflow_runs_have_params_losses_and_tags(project):
 
 def test_forced_repro_retrains_from_scratch(project):
     """`dvc repro -f -s STAGE` retrains (the persisted final checkpoint is not resumed); same params and seed on
-    one machine give the same weights, so nothing downstream changes."""
+    one machine give the same weights. The model file also carries the training curve, whose wall times are
+    new, so the evaluation and the report rerun -- and give the same accuracies; nothing is retrained."""
     proj = project["proj"]
+    model = proj / "models/da/mnistm-usps/dann/seed0.pt"
+    before = torch.load(model, weights_only=True)
+    acc_before = json.loads((proj / "metrics/da/mnistm-usps.json").read_text())["dann"]["target_acc"]
     out = run(["dvc", "repro", "-f", "-s", "train_da@mnistm-usps-dann"], proj).stdout
     assert ran_stages(out) == {"train_da@mnistm-usps-dann"}
     assert "retraining from scratch" in out and "resumed" not in out
+    after = torch.load(model, weights_only=True)
+    assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
+    assert [r["target_acc"] for r in before["curve"]] == [r["target_acc"] for r in after["curve"]]
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) <= {"evaluate_da@mnistm-usps", "report"}
+    assert json.loads((proj / "metrics/da/mnistm-usps.json").read_text())["dann"]["target_acc"] == acc_before
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == set()
 
 
