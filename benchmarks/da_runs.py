@@ -93,7 +93,6 @@ def main() -> None:
     env = {**os.environ, "PATH": f"{venv}:{os.environ['PATH']}", "GENDA_DEVICE": "cpu", "GENDA_THREADS": "1",
            "GENDA_MLFLOW": os.environ.get("GENDA_MLFLOW", "1")}
     env.pop("GENDA_ROOT", None)
-    jobs = []
     for name, overrides in arms.items():
         d = w / name
         d.mkdir(parents=True, exist_ok=True)

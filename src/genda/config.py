@@ -23,8 +23,8 @@ from genda.errors import ConfigError
 DIGIT_DOMAINS = ("mnist", "mnistm", "usps", "svhn")
 DATA_SOURCES = ("embedded", "npz", "course", "torchvision")
 USPS_FRAMES = ("fill", "mnist")  # USPS digit fills the frame | in a 20/28 box like MNIST(-M)
-BN_MODES = ("eval", "train")
-PRECISIONS = ("auto", "fp32", "bf16")  # genda.precision  # BatchNorm while a generator samples (genda.sampling)
+BN_MODES = ("eval", "train")  # BatchNorm while a generator samples (genda.sampling)
+PRECISIONS = ("auto", "fp32", "bf16")  # compute.precision (genda.precision)
 GAN_LOSSES = ("bce", "lsgan", "wgan_gp", "hinge")
 GAN_ARCHS = ("dcgan", "stylegan2_lite")
 DA_SETTINGS = ("source_only", "target_only", "dann", "dsn", "mean_teacher",
