@@ -520,3 +520,34 @@ def test_resnet_param_groups_scale_backbone_lr(empty_hub):
     n_backbone = sum(p.numel() for p in groups[0]["params"])
     assert n_backbone == n_params(m.net.backbone)
     assert n_backbone + sum(p.numel() for p in groups[1]["params"]) == n_params(m)
+
+
+# --------------------------------------------------------------------------------------------- AdaBN
+def test_adabn_statistics_and_invariance_to_a_target_intensity_shift():
+    from genda.da.adabn import adapt_bn
+
+    torch.manual_seed(0)
+    model = build_method("source_only", n_classes=N_CLASSES).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(3)
+    k = torch.randint(20, 100, (600, 3, 28, 28), generator=g, dtype=torch.uint8)
+    xs, xt = 2 * k, k + 60  # target = 0.5 * source + offset, exactly, in float [-1, 1] space
+    cpu = torch.device("cpu")
+    a_s, a_t = adapt_bn(model, xs, cpu, batch=200), adapt_bn(model, xt, cpu, batch=200)
+    # the model itself is untouched; the copies are in eval mode
+    assert all(torch.equal(before[k_], v) for k_, v in model.state_dict().items())
+    assert not a_t.training and not any(m.training for m in a_t.modules())
+    # first BatchNorm's running mean = the channel mean of the first conv's outputs over all images
+    conv, bn = model.net.features.body[0], a_s.net.features.body[1]
+    with torch.no_grad():
+        mean = conv(xs.float() / 127.5 - 1).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(bn.running_mean, mean, atol=1e-4, rtol=1e-4)
+    assert int(bn.num_batches_tracked) == 3
+    with torch.no_grad():
+        ls, lt = a_s.classify(xs.float() / 127.5 - 1), a_t.classify(xt.float() / 127.5 - 1)
+        stale = a_s.classify(xt.float() / 127.5 - 1)  # target images, source statistics
+    # a per-channel affine shift of the input is undone exactly by target statistics, not by source ones
+    assert (ls - lt).abs().max() < 1e-2 * ls.abs().max()
+    assert (ls - stale).abs().max() > 0.3 * ls.abs().max()
+    with pytest.raises(ValueError, match="no images"):
+        adapt_bn(model, xs[:0], cpu)

@@ -1,0 +1,124 @@
+"""dvc.yaml lists, for every stage, the library code its script imports (directly or through other genda
+modules), so that editing a module reruns the stages that use it: each such file is a dep of the stage itself or
+of a stage upstream of it (whose outputs it reads, so an edit that changes them reruns it too).
+Infrastructure modules that cannot change a stage's outputs (params plumbing, logging, checkpoint files,
+thread setup) are the only exceptions."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+
+# imported by stages but, by design, not deps: editing them must never change a number or an image
+INFRA = {
+    "src/genda/__init__.py",
+    "src/genda/config.py",  # params loading and validation (the params themselves are DVC params)
+    "src/genda/config_cond.py",  # merges cond + cond_gens.<name> (both DVC params)
+    "src/genda/stage.py",  # error reporting, metrics-file writing
+    "src/genda/tracking.py",  # MLflow logging
+    "src/genda/checkpoint.py",  # checkpoint files (resume is tested to give identical results)
+    "src/genda/errors.py",
+    "src/genda/threads.py",
+    "src/genda/distributed.py",  # single-process here; multi-process equivalence is tested
+    "src/genda/runtime.py",  # device/thread choice, environment record, fingerprints, uint8<->float
+}
+
+
+def module_file(name: str) -> Path | None:
+    """src path of genda module ``name`` (a module file or a package's __init__.py), None if not genda's."""
+    if name != "genda" and not name.startswith("genda."):
+        return None
+    base = SRC.joinpath(*name.split("."))
+    for p in (base.with_suffix(".py"), base / "__init__.py"):
+        if p.exists():
+            return p
+    return None
+
+
+def imported_files(path: Path) -> set[Path]:
+    """genda files imported anywhere in ``path`` (module level or inside functions), with their packages'
+    __init__.py files, since Python runs those first."""
+    out: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):
+                f = module_file(".".join(parts[:i]))
+                if f is not None:
+                    out.add(f)
+    return out
+
+
+def is_code(f: Path) -> bool:
+    """False for a package __init__.py without functions or classes (docstring, re-exports)."""
+    tree = ast.parse(f.read_text())
+    return f.name != "__init__.py" or any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in ast.walk(tree))
+
+
+def closure(script: Path) -> set[str]:
+    """The genda files ``script`` imports, transitively; INFRA modules are listed but not followed (what they
+    import, e.g. params validation tables, is plumbing too)."""
+    todo, seen = [script], set()
+    while todo:
+        f = todo.pop()
+        for g in imported_files(f):
+            if g not in seen:
+                seen.add(g)
+                if str(g.relative_to(ROOT)) not in INFRA:
+                    todo.append(g)
+    return {str(f.relative_to(ROOT)) for f in seen if is_code(f)}
+
+
+def _paths(items) -> list[str]:
+    return [d if isinstance(d, str) else next(iter(d)) for d in items or []]
+
+
+def _stem(path: str) -> str:
+    """The literal part of a templated path: ``models/da/${item}`` -> ``models/da/``."""
+    return path.split("${")[0]
+
+
+def stages() -> list[tuple[str, str, list[str]]]:
+    """(name, script, deps of the stage and of every stage upstream of it) for each stage of dvc.yaml."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    body = {name: st.get("do", st) for name, st in spec.items()}
+    deps = {n: _paths(b.get("deps")) for n, b in body.items()}
+    outs = {n: _paths(b.get("outs")) + _paths(b.get("metrics")) + _paths(b.get("plots")) for n, b in body.items()}
+
+    def upstream(n: str, seen: set[str]) -> set[str]:
+        for m in body:
+            if m not in seen and any(_stem(d).startswith(_stem(o)) or _stem(o).startswith(_stem(d))
+                                     for d in deps[n] for o in outs[m] if not d.startswith("src/")):
+                seen.add(m)
+                upstream(m, seen)
+        return seen
+
+    return [(n, b["cmd"].split()[1], deps[n] + [d for m in upstream(n, set()) - {n} for d in deps[m]])
+            for n, b in body.items()]
+
+
+@pytest.mark.parametrize("name,script,deps", stages(), ids=[s[0] for s in stages()])
+def test_stage_deps_cover_the_code_it_imports(name, script, deps):
+    assert script in deps, f"stage {name}: its script {script} is not a dep"
+    covered = lambda f: any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)  # noqa: E731
+    missing = sorted(f for f in closure(ROOT / script) if f not in INFRA and not covered(f))
+    assert not missing, f"stage {name} runs {missing} but dvc.yaml does not list them as deps"
+
+
+def test_import_closure_follows_function_level_imports(tmp_path):
+    # the walker sees imports inside functions (stages import torch-heavy modules late), transitively
+    s = tmp_path / "s.py"
+    s.write_text("def main():\n    from genda.da.evaluate import evaluate_pair\n")
+    files = closure(s)
+    assert {"src/genda/da/evaluate.py", "src/genda/da/adabn.py",
+            "src/genda/train/da.py", "src/genda/precision.py"} <= files
