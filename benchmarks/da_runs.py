@@ -136,6 +136,9 @@ def main() -> None:
         results["arms"][name] = {"overrides": overrides, "params": str(d / "params_all.yaml"), "settings": {
             t: {"target_acc": m[t]["target_acc"], "target_acc_std": m[t]["target_acc_std"],
                 "source_acc": m[t]["source_acc"], "per_seed": {k: v["target_acc"] for k, v in m[t]["per_seed"].items()},
+                **({"target_acc_adabn": m[t]["target_acc_adabn"], "target_acc_adabn_std": m[t]["target_acc_adabn_std"],
+                    "per_seed_adabn": {k: v["target_acc_adabn"] for k, v in m[t]["per_seed"].items()}}
+                   if "target_acc_adabn" in m[t] else {}),
                 "train_wall_s_per_seed": {str(s): walls.get(f"{name}/{t}/seed{s}") for s in a.seeds}}
             for t in a.settings}}
         for t in a.settings:

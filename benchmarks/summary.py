@@ -6,6 +6,8 @@ Each entry: ``{"value", "target", "command", "params", "commit", "wall_s", "mach
 
     python benchmarks/summary.py add-da WORKDIR/results.json ARM SETTING KEY [--target 0.9]
         # an entry from benchmarks/da_runs.py's results (mean ± std over its seeds)
+    python benchmarks/summary.py add-adabn KEY WORKDIR/ARM/metrics/da/PAIR.json
+        # KEY@adabn: entry KEY's models, scored with AdaBN by evaluate_da (its metrics JSON)
     python benchmarks/summary.py add-metric KEY METRICS_JSON FIELD --command ... --params ... --wall-s ...
         # an entry from one metrics JSON written by a pipeline stage (e.g. metrics/cond/acgan.json accuracy)
     python benchmarks/summary.py readme        # rewrite README.md's "Results on real data" table
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -67,6 +70,20 @@ def da_entry(results: dict, arm: str, setting: str, target: float | None) -> dic
             "machine": results["machine"]}
 
 
+def adabn_entry(base: dict, metrics: dict, setting: str) -> dict:
+    """Entry ``base`` (a DA result) with the AdaBN target accuracy of the same models (``target_acc_adabn`` of
+    ``evaluate_da``'s metrics for ``setting``): BatchNorm statistics re-estimated on the target training images."""
+    m = metrics[setting]
+    if "target_acc_adabn" not in m:
+        raise SystemExit(f"no target_acc_adabn for {setting!r}: rerun stages/evaluate_da.py in that workdir")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {**base, "value": round(m["target_acc_adabn"], 4), "std": round(m["target_acc_adabn_std"], 4),
+            "per_seed": {k: round(v["target_acc_adabn"], 4) for k, v in m["per_seed"].items()},
+            "per_seed_without_adabn": base.get("per_seed"),
+            "commit": f"{base['commit']} (training); AdaBN scores by stages/evaluate_da.py in the same workdir "
+                      f"at {head.stdout.strip()}"}
+
+
 def table(summary: dict) -> str:
     lines = ["| result | genda | target | seeds / paper | wall (s) | machine |", "|---|---|---|---|---|---|"]
     for key, e in summary.items():
@@ -75,7 +92,7 @@ def table(summary: dict) -> str:
         val = f"{100 * v:.1f} %" if pct else f"{v}"
         if e.get("std") is not None and e.get("n_seeds", 1) > 1:
             val += f" ± {100 * e['std']:.1f}" if pct else f" ± {e['std']}"
-            val += f" ({e['n_seeds']} seeds)"
+            val += f" ({e['n_seeds']} {'sampling ' if str(e.get('seeds_are', '')).startswith('sampling') else ''}seeds)"
         if e.get("usps_frame"):
             val += f", USPS `{e['usps_frame']}`"
         t = e.get("target")
@@ -108,6 +125,8 @@ def main() -> None:
     m.add_argument("--target", type=float); m.add_argument("--command", required=True)
     m.add_argument("--params", required=True); m.add_argument("--wall-s", type=float, required=True)
     m.add_argument("--commit", required=True); m.add_argument("--note", default="")
+    b = sub.add_parser("add-adabn")
+    b.add_argument("key"); b.add_argument("metrics", type=Path)
     sub.add_parser("readme")
     a = ap.parse_args()
     s = load()
@@ -121,6 +140,11 @@ def main() -> None:
                     "machine": f"{env.get('cpu_cores', '?')}-core {env.get('cpu', '?')} ({env.get('cpu_isa', '?')}), "
                                f"device {env.get('device', '?')}, torch {env.get('torch', '?')}",
                     **({"note": a.note} if a.note else {})}
+    elif a.cmd == "add-adabn":
+        base = s[a.key]
+        setting = base.get("setting") or a.key.split("/")[2].split("@")[0]
+        a.key = f"{a.key}@adabn" if "@" not in a.key else f"{a.key},adabn"
+        s[a.key] = adabn_entry(base, json.loads(a.metrics.read_text()), setting)
     if a.cmd != "readme":
         save(s)
         print(json.dumps(s[a.key], indent=1))

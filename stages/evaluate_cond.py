@@ -1,5 +1,7 @@
 """Stage `evaluate_cond@<name>`: classifier accuracy (digits: overall and per class; attr_acgan: attribute)
-and FID/KID (faces also IS and face rate) of the conditional samples -> metrics/cond/<name>.json."""
+and FID/KID (faces also IS and face rate) of the conditional samples -> metrics/cond/<name>.json; the digit
+generators' training curve (accuracy of the curve samples kept in the model, vs training wall time) ->
+metrics/cond/curves/<name>.csv."""
 import sys
 from pathlib import Path
 
@@ -13,10 +15,11 @@ def main() -> None:
     params = load_params()
     with Tracker(f"evaluate_cond@{name}", params={"name": name, **params["evaluate"]}) as tr:
         # torch-heavy import after the Tracker has started MLflow in its helper process (they overlap)
-        from genda.train.conditional import evaluate_samples
+        from genda.train.conditional import evaluate_samples, write_curve
 
         m = evaluate_samples(Path(f"samples/cond/{name}"), params["evaluate"], params["classifier"],
                              seed=params["seed"])
+        write_curve(Path(f"models/cond/{name}/model.pt"), name, Path(f"metrics/cond/curves/{name}.csv"))
         stage.write_metrics(m, Path(f"metrics/cond/{name}.json"))
         tr.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         tr.set_tags({"fid_extractor": m.get("extractor", "")})

@@ -181,6 +181,18 @@ def test_digit_method_trains_samples_and_evaluates(project, classifier, request,
     assert all(0.0 <= v <= 1.0 for v in m["per_class_accuracy"].values())
     assert abs(sum(m["per_class_accuracy"].values()) / 10 - m["accuracy"]) < 1e-6  # 3 per class
     assert m["classifier_real_acc"] == classifier["test_acc"]
+    # the training curve: curve_every 20 > 4 steps, so one point, at the last step, scored by the classifier
+    import pandas as pd
+
+    from genda.metrics.digit_classifier import load_classifier, predict
+
+    curve = pd.read_csv(project / f"metrics/cond/curves/{name}.csv")
+    assert list(curve["step"]) == [4] and list(curve["setting"]) == [name]
+    kept = torch.load(project / f"models/cond/{name}/model.pt", weights_only=True)["curve"]
+    assert kept[0]["images"].shape == (10 * 10, 3, DIGIT_SIZE, DIGIT_SIZE) and kept[0]["images"].dtype == torch.uint8
+    clf = load_classifier(project / "models/classifier/mnistm.pt", torch.device("cpu"))
+    pred = predict(clf, kept[0]["images"], torch.device("cpu"))
+    assert curve["accuracy"][0] == pytest.approx(float((pred == torch.arange(10).repeat(10)).float().mean()))
     assert m["fid"] > 0 and "kid_mean" in m and m["extractor"] and m["n_reference"] == 359
     # the digit FID (classifier features, not stubbed): 4 training steps are far from real digits
     assert m["digit_fid"] > 2 * m["digit_fid_real_floor"] > 0
@@ -286,7 +298,8 @@ RESUME_CASES = {
 def test_checkpoint_then_resume_equals_uninterrupted(project, tmp_path, monkeypatch, capsys, case):
     p = cond_params()
     base = RESUME_CASES[case].get("method", case)
-    cfg = {**cond_config(p, base), **RESUME_CASES[case], "steps": 6, "checkpoint_every": 2, "batch_size": 8}
+    cfg = {**cond_config(p, base), **RESUME_CASES[case], "steps": 6, "checkpoint_every": 2, "batch_size": 8,
+           "curve_every": 2, "curve_per_class": 2}
     data = load_cond_data(cfg, base, root=project)
     data.x, data.cond = data.x[:64], data.cond[:64]
     kept = tmp_path / "step4.pt"
@@ -307,10 +320,36 @@ def test_checkpoint_then_resume_equals_uninterrupted(project, tmp_path, monkeypa
     hist_b = train_cond(cfg, data, ckpt_dir=tmp_path / "b", out_model=tmp_path / "b.pt", **kw)
     assert "resumed from step 4" in capsys.readouterr().out
     assert hist_a == hist_b and len(hist_a) == 6
-    wa, wb = torch.load(tmp_path / "a.pt")["weights"]["net"], torch.load(tmp_path / "b.pt")["weights"]["net"]
+    ma, mb = torch.load(tmp_path / "a.pt"), torch.load(tmp_path / "b.pt")
+    if base in ("acgan", "ddpm"):  # the curve continues after the resume: same points, same images
+        assert [r["step"] for r in ma["curve"]] == [r["step"] for r in mb["curve"]] == [2, 4, 6]
+        assert all(torch.equal(a["images"], b["images"]) for a, b in zip(ma["curve"], mb["curve"]))
+    else:
+        assert ma["curve"] == mb["curve"] == []
+    wa, wb = ma["weights"]["net"], mb["weights"]["net"]
     assert wa.keys() == wb.keys()
     for k in wa:
         assert torch.equal(wa[k], wb[k]), f"{k} differs after resume"
+
+
+@pytest.mark.parametrize("name", ["acgan", "ddpm"])
+def test_training_curve_does_not_change_training(project, tmp_path, name):
+    """Curve samples use their own generator and leave every network as it was: the trained weights are
+    bit-identical with and without the curve; the curve holds fixed-noise samples at each curve step."""
+    cfg = {**cond_config(cond_params(), name), "steps": 4, "checkpoint_every": 100, "batch_size": 8}
+    data = load_cond_data(cfg, name, root=project)
+    data.x, data.cond = data.x[:64], data.cond[:64]
+    kw = dict(seed=1, device=torch.device("cpu"), progress=False)
+    train_cond({**cfg, "curve_every": 0}, data, ckpt_dir=tmp_path / "a", out_model=tmp_path / "a.pt", **kw)
+    train_cond({**cfg, "curve_every": 3, "curve_per_class": 2}, data, ckpt_dir=tmp_path / "b",
+               out_model=tmp_path / "b.pt", **kw)
+    a, b = torch.load(tmp_path / "a.pt"), torch.load(tmp_path / "b.pt")
+    assert a["curve"] == [] and [r["step"] for r in b["curve"]] == [3, 4]  # every 3 steps and the last one
+    assert 0 <= b["curve"][0]["wall_s"] <= b["curve"][1]["wall_s"] <= b["train_seconds"]
+    assert b["curve"][0]["images"].shape == (20, 3, DIGIT_SIZE, DIGIT_SIZE)
+    assert not torch.equal(b["curve"][0]["images"], b["curve"][1]["images"])  # the generator moved
+    for k in a["weights"]["net"]:
+        assert torch.equal(a["weights"]["net"][k], b["weights"]["net"][k]), k
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(project, tmp_path, capsys):

@@ -74,6 +74,8 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
     da = json.loads((proj / "metrics/da/mnistm-usps.json").read_text())
     for s in ("source_only", "dann", "target_only"):
         assert 0.0 <= da[s]["target_acc"] <= 1.0 and da[s]["n_seeds"] == 1 and da[s]["setting"] == s
+        assert 0.0 <= da[s]["per_seed"]["0"]["target_acc_adabn"] == da[s]["target_acc_adabn"] <= 1.0
+    assert "| mnistm-usps + AdaBN |" in report
     assert (proj / "plots/tsne/mnistm-usps/dann.png").exists()
     # the training curves (da.eval_every; the last step is always scored) -> CSV and the report's figure
     steps = torch.load(proj / "models/da/mnistm-usps/dann/seed0.pt", weights_only=True)["curve"][-1]["step"]
@@ -83,6 +85,7 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
     for s in last.index:  # the curve's last point is the evaluated model
         assert last.loc[s, "target_acc"] == pytest.approx(da[s]["target_acc"], abs=1e-6)
     assert "![DA accuracy curves](da_curves.png)" in report and (proj / "report/da_curves.png").exists()
+    assert "![digit-generator accuracy curves](cond_curves.png)" in report and (proj / "report/cond_curves.png").exists()
     assert "| *real vs real (40 held-out faces)* |" in report
     assert "| dcgan |" in report and "| dcgan_tricks |" in report and "| mnistm-usps |" in report and "88.3" in report
     assert "../samples/gan/dcgan/grid.png" in report

@@ -69,6 +69,10 @@ def _cond_fields() -> dict:
         "checkpoint_every": _pos_int(),
         "log_every": _pos_int(),
         "lr_schedule": Spec((str,), choices=("none", "linear", "cosine", "step")),
+        "curve_every": Spec(_INT, min=0, required=False,
+                            help="acgan / ddpm: every this many steps, sample curve_per_class digits per class for "
+                                 "the accuracy-vs-wall-time curve that evaluate_cond scores (0 = off)"),
+        "curve_per_class": Spec(_INT, min=1, required=False, help="digits per class at each curve point"),
         "ema_decay": Spec(_NUM, nullable=True, min=0.0, max=1.0, help="sample from an EMA of G / the U-Net"),
         # ACGAN family (acgan, attr_acgan) and tag_cdcgan
         "loss": Spec((str,), choices=("bce", "wgan_gp"), help="adversarial loss of acgan / attr_acgan"),

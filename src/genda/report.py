@@ -146,4 +146,10 @@ def _conditional_section(params: dict, root: Path, out_dir: Path, rel) -> list[s
     curves = {g: root / f"metrics/cond/{g}/losses.csv" for g in gens}
     if loss_figure(curves, ("loss_d", "loss_g", "loss"), out_dir / "cond_losses.png", "conditional-generator losses"):
         lines += ["Loss curves:", "", "![cond losses](cond_losses.png)", ""]
+    acc = {g: root / f"metrics/cond/curves/{g}.csv" for g in gens}
+    if accuracy_curve_figure(acc, out_dir / "cond_curves.png", metric="accuracy"):
+        lines += ["Generated-digit accuracy during training against training wall time (`cond.curve_every`: "
+                  f"{params['cond'].get('curve_per_class', 10)} digits per class from fixed noise, the method's "
+                  "default sampler, scored by the same classifier; the table above scores the final samples).",
+                  "", "![digit-generator accuracy curves](cond_curves.png)", ""]
     return lines

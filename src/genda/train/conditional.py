@@ -10,7 +10,10 @@
 Training (:func:`train_cond`) follows :mod:`genda.train.gan`: the split stays on the device as uint8,
 batch ``k`` of step ``s`` is ``BatchStream.indices(s * batches_per_step + k)``, every random draw comes
 from one seeded CPU generator, and a fingerprinted :class:`~genda.checkpoint.Checkpointer` makes an
-interrupted run resume bit-for-bit (CPU).
+interrupted run resume bit-for-bit (CPU). Digit methods with ``curve_every > 0`` also sample
+``curve_per_class`` digits per class every ``curve_every`` steps (the same noise each time, the method's
+default sampler, their own generator: training is unchanged) and keep them, with the step and the training
+wall time so far (sampling excluded), as the model file's ``curve``; :func:`write_curve` scores them.
 
 Sampling (:func:`write_samples`) writes the course format under ``samples/cond/<name>/``:
 
@@ -44,7 +47,7 @@ from genda.runtime import fingerprint, seed_everything, to_float_images, to_uint
 from genda.train.cond_methods import CondMethod, build_method
 
 __all__ = ["CondData", "load_cond_data", "train_cond", "load_cond_model", "write_samples", "parse_label",
-           "evaluate_samples"]
+           "evaluate_samples", "write_curve"]
 
 
 # --------------------------------------------------------------------------- data
@@ -154,17 +157,33 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
     ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"], fingerprint(
         {"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:]), "meta": data.meta,
          "compute": c.record()}), total=cfg["steps"])
-    start, history = 0, []
+    start, history, curve, wall0, eval_s = 0, [], [], 0.0, 0.0
     resumed = ck.load(device)
     if resumed:
         start, st = resumed
         method.load_state_dict(st["method"])
         gen.set_state(st["gen"].cpu())  # the checkpoint is loaded onto `device`; generator states live on the CPU
         history = list(st["history"])
+        curve, wall0 = list(st.get("curve", [])), float(st.get("wall_s", 0.0))
         print(f"[train_cond] resumed from step {start} ({ck.path})")
+    curve_every = (cfg.get("curve_every") or 0) if data.meta["kind"] == "digits" else 0
+
+    def wall() -> float:
+        return wall0 + time.time() - t0 - eval_s
 
     def state() -> dict:
-        return {"method": method.state_dict(), "gen": gen.get_state(), "history": history}
+        return {"method": method.state_dict(), "gen": gen.get_state(), "history": history, "curve": curve,
+                "wall_s": wall()}
+
+    def snapshot(done: int) -> None:
+        nonlocal eval_s
+        te = time.time()
+        row = {"step": done, "wall_s": round(wall(), 2)}
+        labels = torch.arange(data.meta["n_classes"]).repeat(cfg.get("curve_per_class") or 10).to(device)
+        with c.autocast():
+            row["images"] = to_uint8_images(method.sample(labels, torch.Generator().manual_seed(seed + 1))).cpu()
+        curve.append(row)
+        eval_s += time.time() - te
 
     t0 = time.time()
     bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc=f"train_cond {cfg['method']}",
@@ -184,10 +203,12 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
             bar.set_postfix({kk: f"{v:.3f}" for kk, v in logs.items() if kk.startswith("loss")})
             if tracker:
                 tracker.log_metrics(logs, step=done)
+        if curve_every and distributed.is_main() and (done % curve_every == 0 or done == cfg["steps"]):
+            snapshot(done)
         if ck.due(done) and done < cfg["steps"]:
             ck.save(done, state())
     save_atomic({"method": cfg["method"], "cfg": cfg, "meta": data.meta, "weights": method.export(),
-                 "steps": cfg["steps"], "seed": seed}, out_model)
+                 "steps": cfg["steps"], "seed": seed, "curve": curve, "train_seconds": round(wall(), 2)}, out_model)
     ck.save(cfg["steps"], state())
     if loss_csv:
         write_history(history, loss_csv)
@@ -204,6 +225,37 @@ def load_cond_model(path: Path, device: torch.device) -> tuple[CondMethod, dict,
     method = build_method(ck["cfg"], ck["meta"], device, train=False)
     method.load_export(ck["weights"])
     return method, ck["cfg"], ck["meta"]
+
+
+CURVE_COLUMNS = ["setting", "seed", "step", "wall_s", "accuracy"]
+
+
+def write_curve(model_path: Path, name: str, out_csv: Path, *, root: Path = Path("."),
+                device: torch.device | None = None):
+    """The training curve of generator ``name``: each ``curve`` point of ``model_path`` (written by
+    :func:`train_cond`) scored by the pipeline's digit classifier ``models/classifier/<domain>.pt`` ->
+    ``out_csv`` with :data:`CURVE_COLUMNS` (only the header for a face method or a model trained without a
+    curve). Returns the DataFrame."""
+    import pandas as pd
+
+    from genda.metrics.digit_classifier import load_classifier, predict
+    from genda.runtime import get_device
+
+    ck = load_weights(model_path)
+    rows = []
+    if ck.get("curve"):
+        device = device or get_device()
+        meta = ck["meta"]
+        clf = load_classifier(root / "models" / "classifier" / f"{meta['domain']}.pt", device)
+        for r in ck["curve"]:
+            labels = torch.arange(meta["n_classes"]).repeat(len(r["images"]) // meta["n_classes"])
+            acc = float((predict(clf, r["images"], device) == labels).float().mean())
+            rows.append({"setting": name, "seed": ck["seed"], "step": r["step"], "wall_s": r["wall_s"],
+                         "accuracy": acc})
+    df = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out_csv, index=False, float_format="%.6g")
+    return df
 
 
 # --------------------------------------------------------------------------- sampling
