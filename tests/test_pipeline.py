@@ -234,12 +234,12 @@ def test_forced_repro_retrains_from_scratch(project):
 
 
 def test_queued_experiments_run_two_at_a_time(project):
-    """`dvc exp run --queue` x3 then `dvc queue start -j 2`: all three succeed, and each one's MLflow run lands,
+    """`dvc exp run --queue` x2 then `dvc queue start -j 2`: both run at once and succeed, and each one's MLflow run lands,
     FINISHED, in the project's own mlflow.db (DVC runs queued experiments in temporary copies)."""
     proj = project["proj"]
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-qm", "before queue", "--allow-empty"], proj)
-    names = [f"tsne{n}" for n in (30, 34, 38)]
+    names = [f"tsne{n}" for n in (30, 34)]  # two: the -j 2 concurrency is what is tested (a third cost ~1 min of CI)
     for name in names:
         # target the one stage the knob changes (its MLflow run is what this test checks), so that each
         # experiment does not also redo t-SNE and the report
@@ -263,7 +263,7 @@ def test_queued_experiments_run_two_at_a_time(project):
     assert sorted(v for _, v in rows if v in names) == names
     assert {st for st, v in rows if v in names} == {"FINISHED"}
     shown = json.loads(run(["dvc", "exp", "show", "--json"], proj).stdout)
-    assert set(names) <= set(re.findall(r"tsne3[048]", json.dumps(shown)))
+    assert set(names) <= set(re.findall(r"tsne3[04]", json.dumps(shown)))
 
 
 def test_default_pipeline_has_a_branch_for_every_method(tmp_path):
