@@ -149,7 +149,7 @@ def _conditional_section(params: dict, root: Path, out_dir: Path, rel) -> list[s
     acc = {g: root / f"metrics/cond/curves/{g}.csv" for g in gens}
     if accuracy_curve_figure(acc, out_dir / "cond_curves.png", metric="accuracy"):
         lines += ["Generated-digit accuracy during training against training wall time (`cond.curve_every`: "
-                  f"{params['cond'].get('curve_per_class', 10)} digits per class from fixed noise, the method's "
-                  "default sampler, scored by the same classifier; the table above scores the final samples).",
+                  "`cond.curve_per_class` digits per class from fixed noise, the method's default sampler, scored "
+                  "by the same classifier; the table above scores the final samples).",
                   "", "![digit-generator accuracy curves](cond_curves.png)", ""]
     return lines
