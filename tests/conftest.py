@@ -1,11 +1,14 @@
 """Shared fixtures: a throw-away copy of the project with the real params shrunk to CPU-seconds."""
 from __future__ import annotations
 
+import atexit
 import copy
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -74,6 +77,26 @@ def make_project(dest: Path, params: dict, *, git: bool = True) -> Path:
         run(["dvc", "config", "core.analytics", "false"], dest)
         run(["git", "add", "-A"], dest)
         run(["git", "commit", "-qm", "init"], dest)
+    return dest
+
+
+_PREPARED: dict[str, Path] = {}
+
+
+def prepared_project(dest: Path, params: dict, env: dict | None = None) -> Path:
+    """make_project(git=False) + `stages/prepare.py`, with the prepared data of equal (seed, data) params made
+    once per test process and copied afterwards (prepare costs ~9 s of CPU; the data are a pure function of
+    those params, see tests/test_data_sources.py)."""
+    make_project(dest, params, git=False)
+    key = json.dumps([params.get("seed"), params["data"]], sort_keys=True)
+    if key not in _PREPARED:
+        run([sys.executable, "stages/prepare.py"], dest, env={"GENDA_MLFLOW": "0", **(env or {})})
+        cache = Path(tempfile.mkdtemp(prefix="genda-prepared-")) / "prepared"
+        atexit.register(shutil.rmtree, cache.parent, True)
+        shutil.copytree(dest / "data" / "prepared", cache)
+        _PREPARED[key] = cache
+    else:
+        shutil.copytree(_PREPARED[key], dest / "data" / "prepared", dirs_exist_ok=True)
     return dest
 
 

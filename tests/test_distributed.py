@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import VENV_BIN, make_project, run
+from conftest import VENV_BIN, prepared_project, run
 from genda.checkpoint import load_weights
 from genda.data.store import BatchStream
 
@@ -86,9 +86,7 @@ def test_batch_stream_shards_the_global_batch(monkeypatch):
 def project(tmp_path, tiny_params):
     p = tiny_params
     p["da"].update(steps=60, batch_size=32, checkpoint_every=20, log_every=5, settings=["source_only"])
-    d = make_project(tmp_path / "proj", p, git=False)
-    run([sys.executable, "stages/prepare.py"], d, env={"GENDA_MLFLOW": "0"})
-    return d
+    return prepared_project(tmp_path / "proj", p)
 
 
 @pytest.mark.slow

@@ -8,13 +8,12 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, VENV_BIN, make_project, run
+from conftest import ROOT, VENV_BIN, prepared_project, run
 from genda.checkpoint import load_weights
 
 
 def _prepare(dest, params):
-    make_project(dest, params, git=False)
-    run([sys.executable, "stages/prepare.py"], dest)
+    prepared_project(dest, params)
 
 
 @pytest.mark.parametrize("kind", ["gan", "da"])
