@@ -77,3 +77,19 @@ def test_committed_lock_matches_code_and_params():
                 stale.setdefault(stage, []).append({kind: what})
     assert not stale, ("dvc.lock is out of date with the code/params: rerun `make repro` and commit dvc.lock, "
                        f"metrics/, report/ and plots/ with the change. Stale: {json.dumps(stale)[:3000]}")
+
+
+def test_default_classifier_and_framing_meet_issue_10():
+    """Issue 10's learning checks on the committed default outputs, where they hold today: the digit classifier
+    that scores every digit generator reaches >= 95 % on the embedded real mnistm test digits (1000 steps; 150
+    gave 77 %), and with USPS in MNIST framing (the default since the 3-seed A/Bs) source-only MNIST-M->USPS
+    is far above what `fill` framing gave (54.5 +- 5.6 % over 3 seeds) and DSN is at least source-only. What is
+    not met yet (DANN / mean teacher below source-only at 150 steps, digit generators at chance) is in the
+    README and issue 10, not asserted here."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    c = json.loads((ROOT / "metrics/classifier.json").read_text())
+    assert c["steps"] == params["classifier"]["steps"] and c["test_acc"] >= 0.95
+    assert params["data"]["usps_frame"] == "mnist"
+    m = json.loads((ROOT / "metrics/da/mnistm-usps.json").read_text())
+    assert m["source_only"]["target_acc"] >= 0.7 and m["dsn"]["target_acc"] >= m["source_only"]["target_acc"]
+    assert m["target_only"]["target_acc"] >= m["source_only"]["target_acc"]
