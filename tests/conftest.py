@@ -83,14 +83,14 @@ def make_project(dest: Path, params: dict, *, git: bool = True) -> Path:
 _PREPARED: dict[str, Path] = {}
 
 
-def prepared_project(dest: Path, params: dict, env: dict | None = None) -> Path:
+def prepared_project(dest: Path, params: dict) -> Path:
     """make_project(git=False) + `stages/prepare.py`, with the prepared data of equal (seed, data) params made
     once per test process and copied afterwards (prepare costs ~9 s of CPU; the data are a pure function of
     those params, see tests/test_data_sources.py)."""
     make_project(dest, params, git=False)
     key = json.dumps([params.get("seed"), params["data"]], sort_keys=True)
     if key not in _PREPARED:
-        run([sys.executable, "stages/prepare.py"], dest, env={"GENDA_MLFLOW": "0", **(env or {})})
+        run([sys.executable, "stages/prepare.py"], dest, env={"GENDA_MLFLOW": "0"})
         cache = Path(tempfile.mkdtemp(prefix="genda-prepared-")) / "prepared"
         atexit.register(shutil.rmtree, cache.parent, True)
         shutil.copytree(dest / "data" / "prepared", cache)
