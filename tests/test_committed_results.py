@@ -79,17 +79,26 @@ def test_committed_lock_matches_code_and_params():
                        f"metrics/, report/ and plots/ with the change. Stale: {json.dumps(stale)[:3000]}")
 
 
-def test_default_classifier_and_framing_meet_issue_10():
+def test_default_classifier_framing_and_adaptation_meet_issue_10():
     """Issue 10's learning checks on the committed default outputs, where they hold today: the digit classifier
     that scores every digit generator reaches >= 95 % on the embedded real mnistm test digits (1000 steps; 150
-    gave 77 %), and with USPS in MNIST framing (the default since the 3-seed A/Bs) source-only MNIST-M->USPS
-    is far above what `fill` framing gave (54.5 +- 5.6 % over 3 seeds) and DSN is at least source-only. What is
-    not met yet (DANN / mean teacher below source-only at 150 steps, digit generators at chance) is in the
-    README and issue 10, not asserted here."""
+    gave 77 %); USPS is in MNIST framing (the default since the 3-seed A/Bs); source-only has learnt (400 Adam
+    steps; at the old 150 SGD steps every DA method was below it) and target-only is above it on both default
+    pairs; DANN beats source-only on both, DSN and mean teacher on MNIST-M->USPS. On SVHN->MNIST-M, DSN and mean
+    teacher are still below source-only at 400 steps (1 and 4 points at seed 0; the 2-seed A/B: 2-3 points, and
+    mean teacher overtakes at 800 steps, README) -- guarded here against getting worse, not claimed as met."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     c = json.loads((ROOT / "metrics/classifier.json").read_text())
     assert c["steps"] == params["classifier"]["steps"] and c["test_acc"] >= 0.95
     assert params["data"]["usps_frame"] == "mnist"
-    m = json.loads((ROOT / "metrics/da/mnistm-usps.json").read_text())
-    assert m["source_only"]["target_acc"] >= 0.7 and m["dsn"]["target_acc"] >= m["source_only"]["target_acc"]
-    assert m["target_only"]["target_acc"] >= m["source_only"]["target_acc"]
+    floors = {"mnistm-usps": 0.9, "svhn-mnistm": 0.6}  # source-only, seed 0 (A/B means 95.0 / 68.3 %)
+    assert set(params["da"]["pairs"]) == set(floors)
+    acc = {pair: {k: v["target_acc"] for k, v in json.loads((ROOT / f"metrics/da/{pair}.json").read_text()).items()
+                  if isinstance(v, dict) and "target_acc" in v} for pair in floors}
+    for pair, floor in floors.items():
+        so = acc[pair]["source_only"]
+        assert so >= floor and acc[pair]["target_only"] > so and acc[pair]["dann"] >= so, (pair, acc[pair])
+    assert acc["mnistm-usps"]["dsn"] >= acc["mnistm-usps"]["source_only"]
+    assert acc["mnistm-usps"]["mean_teacher"] >= acc["mnistm-usps"]["source_only"]
+    for setting in ("dsn", "mean_teacher"):
+        assert acc["svhn-mnistm"][setting] >= acc["svhn-mnistm"]["source_only"] - 0.05, acc["svhn-mnistm"]

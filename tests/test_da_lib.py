@@ -401,16 +401,17 @@ def test_difference_loss_zero_for_orthogonal_codes():
 
 
 # ---------------------------------------------------------------------------------- mean teacher
-def test_mean_teacher_teacher_is_ema_of_student():
+@pytest.mark.parametrize("warmup, decays", [(False, [0.9, 0.9, 0.9]), (True, [0.5, 2 / 3, 0.75])])
+def test_mean_teacher_teacher_is_ema_of_student(warmup, decays):
     torch.manual_seed(0)
-    m = build_method("mean_teacher", n_classes=N_CLASSES, ema_decay=0.9, seed=0)
+    m = build_method("mean_teacher", n_classes=N_CLASSES, ema_decay=0.9, ema_warmup=warmup, seed=0)
     assert all(not p.requires_grad for p in m.teacher.parameters())
     teacher_ids = {id(p) for p in m.teacher.parameters()}
     assert not any(id(p) in teacher_ids for g in m.param_groups(0.1) for p in g["params"])
 
     xs, ys, xt, _ = two_domain_batch(8, seed=3)
     opt = torch.optim.SGD(m.trainable_parameters(), lr=0.1)
-    for _ in range(2):
+    for t, d in enumerate(decays, start=1):
         t_before = [p.detach().clone() for p in m.teacher.parameters()]
         loss, _ = m.training_step(xs, ys, xt, 0.0)
         opt.zero_grad()
@@ -420,8 +421,16 @@ def test_mean_teacher_teacher_is_ema_of_student():
         s_now = [p.detach().clone() for p in m.student.parameters()]
         assert not all(torch.equal(a, b) for a, b in zip(t_before, s_now))
         m.after_optimizer_step()
+        assert int(m.ema_updates) == t and float(m.ema_decay_now()) == pytest.approx(d, abs=1e-6)
         for t_old, s, t_new in zip(t_before, s_now, m.teacher.parameters()):
-            assert torch.allclose(t_new, 0.9 * t_old + 0.1 * s, rtol=0, atol=1e-6)
+            assert torch.allclose(t_new, d * t_old + (1 - d) * s, rtol=0, atol=1e-6)
+    # the step count is state: a resumed run continues the ramp where it stopped
+    m2 = build_method("mean_teacher", n_classes=N_CLASSES, ema_decay=0.9, ema_warmup=warmup, seed=0)
+    m2.load_state_dict(m.state_dict())
+    assert int(m2.ema_updates) == len(decays)
+    old = {k: v for k, v in m.state_dict().items() if k != "ema_updates"}  # a checkpoint from before the counter
+    m2.load_state_dict(old)
+    assert int(m2.ema_updates) == 0
 
 
 def test_confidence_mask_and_masked_consistency():
