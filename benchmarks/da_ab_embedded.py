@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     a = ap.parse_args()
     from da_runs import set_key
-    from genda.config import da_setting_config
+    from genda.config import da_setting_config, validate
     from genda.data.store import digits_path, load_prepared
     from genda.train.da import train_da
 
@@ -43,6 +43,7 @@ def main() -> None:
     for o in a.overrides:
         key, _, val = o.partition("=")
         set_key(params, key, yaml.safe_load(val))
+    params = validate(params, check_paths=False)  # a mistyped override key stops here, naming the valid keys
     da, options = da_setting_config(params, a.setting)
     s, t = a.pair.split("-")
     src, tgt = load_prepared(ROOT / digits_path(s)), load_prepared(ROOT / digits_path(t))
