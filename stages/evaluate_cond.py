@@ -15,10 +15,10 @@ def main() -> None:
     params = load_params()
     with Tracker(f"evaluate_cond@{name}", params={"name": name, **params["evaluate"]}) as tr:
         # torch-heavy import after the Tracker has started MLflow in its helper process (they overlap)
-        from genda.train.conditional import evaluate_samples, write_curve
+        from genda.metrics.cond_eval import evaluate_samples, write_curve
 
         m = evaluate_samples(Path(f"samples/cond/{name}"), params["evaluate"], params["classifier"],
-                             seed=params["seed"])
+                             seed=params["seed"], reference_dir=Path("features/fid"))
         write_curve(Path(f"models/cond/{name}/model.pt"), name, Path(f"metrics/cond/curves/{name}.csv"))
         stage.write_metrics(m, Path(f"metrics/cond/{name}.json"))
         tr.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})

@@ -15,7 +15,8 @@ def main() -> None:
         from genda.metrics.gan_eval import evaluate_face_samples
 
         metrics = evaluate_face_samples(Path(f"samples/gan/{name}/images"), params["evaluate"],
-                                        out=Path(f"metrics/gan/{name}/eval.json"))
+                                        out=Path(f"metrics/gan/{name}/eval.json"),
+                                        reference_cache=Path("features/fid/faces.pt"))
         tr.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         tr.set_tags({"fid_extractor": metrics.get("extractor", "")})
         tr.log_artifact(f"samples/gan/{name}/grid.png")

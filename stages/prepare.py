@@ -1,10 +1,12 @@
 """Stage `prepare`: dataset source -> compact uint8/int64 tensors under data/prepared/."""
 from genda import stage
 from genda.config import load_params, resolve_path
-from genda.data.prepare import prepare_all
 
 
 def main() -> None:
+    # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.warm)
+    from genda.data.prepare import prepare_all
+
     params = load_params()
     d = params["data"]
     prepare_all(d, root=str(resolve_path(d["root"])), seed=params["seed"])

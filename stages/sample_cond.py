@@ -7,11 +7,13 @@ from pathlib import Path
 
 from genda import stage
 from genda.config import load_params
-from genda.runtime import get_device
-from genda.train.conditional import load_cond_model, write_samples
 
 
 def main() -> None:
+    # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.warm)
+    from genda.runtime import get_device
+    from genda.train.conditional import load_cond_model, write_samples
+
     name = sys.argv[1]
     params = load_params()
     method, _, meta = load_cond_model(Path(f"models/cond/{name}/model.pt"), get_device())

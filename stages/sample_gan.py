@@ -4,12 +4,14 @@ from pathlib import Path
 
 from genda import stage
 from genda.config import load_params
-from genda.images import save_grid, save_pngs
-from genda.runtime import get_device
-from genda.train.gan import generate, load_generator
 
 
 def main() -> None:
+    # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.warm)
+    from genda.images import save_grid, save_pngs
+    from genda.runtime import get_device
+    from genda.train.gan import generate, load_generator
+
     name = sys.argv[1]
     params = load_params()
     s = params["sample"]

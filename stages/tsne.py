@@ -2,15 +2,17 @@
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from genda import stage
 from genda.config import load_params
 from genda.errors import DataError
-from genda.plots import tsne_2d, tsne_figure
 
 
 def main() -> None:
+    # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.warm)
+    import numpy as np
+
+    from genda.plots import tsne_2d, tsne_figure
+
     pair = sys.argv[1]
     params = load_params()
     src, tgt = pair.split("-")

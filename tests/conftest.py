@@ -18,6 +18,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GENDA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 VENV_BIN = Path(sys.executable).parent
 
+# Stage processes started by `run` (dvc repro ...) use one warm fork server per test process (genda.warm), as
+# `make repro` does; it is stopped when the tests end.  GENDA_WARM=0 in the environment runs them cold.
+WARM_DIR = tempfile.mkdtemp(prefix="genda-warm-tests-")
+
+
+def _stop_warm_server() -> None:
+    env = {**os.environ, "GENDA_WARM_DIR": WARM_DIR}
+    subprocess.run([sys.executable, "-m", "genda.warm", "stop"], env=env, capture_output=True, timeout=60)
+    shutil.rmtree(WARM_DIR, ignore_errors=True)
+
+
+atexit.register(_stop_warm_server)
+
 
 def real_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -50,6 +63,8 @@ def run(cmd: list[str] | str, cwd: Path, check: bool = True, env: dict | None = 
     e = dict(os.environ)
     e["PATH"] = f"{VENV_BIN}{os.pathsep}{e.get('PATH', '')}"
     e.setdefault("GENDA_DEVICE", "cpu")
+    e.setdefault("GENDA_WARM", "1")
+    e.setdefault("GENDA_WARM_DIR", WARM_DIR)
     e.update(env or {})
     r = subprocess.run(cmd, cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout,
                        shell=isinstance(cmd, str))

@@ -23,7 +23,8 @@ from genda.config_cond import COND_FIELDS, check_sampler, cond_config
 from genda.data.store import digits_path, faces_path, load_prepared, save_prepared
 from genda.errors import ConfigError, DataError
 from genda.train import conditional
-from genda.train.conditional import load_cond_data, parse_label, train_cond
+from genda.metrics.cond_eval import parse_label
+from genda.train.conditional import load_cond_data, train_cond
 
 DIGIT_SIZE, FACE_SIZE, PAD = 28, 64, 2  # save_grid pads 2 px
 
@@ -88,7 +89,8 @@ def stub_fidelity(monkeypatch) -> list[dict]:
     calls: list[dict] = []
 
     def fake(generated, reference, *, fid=True, isc=True, kid=True, **kw):
-        calls.append({"gen": tuple(generated.shape), "ref": tuple(reference.shape), "isc": isc, "fid": fid,
+        calls.append({"gen": tuple(generated.shape), "isc": isc, "fid": fid,
+                      "ref": tuple(reference.shape) if torch.is_tensor(reference) else ("features", len(reference)),
                       "kid": kid, **kw})
         out = {"fid": 12.5, "kid_mean": 0.01, "kid_std": 0.001, "kid_subset_size": kw["kid_subset_size"],
                "n_generated": len(generated), "n_reference": len(reference), "extractor": "stub",
@@ -419,3 +421,60 @@ def test_digit_fid_sees_digit_shape(project, classifier):
     assert fid["real"]["digit_fid"] < 2 * floor
     assert fid["one_class"]["digit_fid"] > 5 * floor and fid["shuffled"]["digit_fid"] > 5 * floor
     assert fid["real"]["digit_fid_features"] == "digit classifier penultimate layer (64-d)"
+
+
+# --------------------------------------------------------------------------- cached reference features
+def test_fid_reference_cache_gives_the_same_metrics_without_reextracting(project, monkeypatch):
+    """fid_reference@faces / @digits extract the real features once; an evaluation with the cache scores exactly
+    what it scores from the images (FID to float round-off) and extracts only its own samples."""
+    from genda.images import save_pngs
+    from genda.metrics import fidelity
+    from genda.metrics.fid_reference import floor_size, load_reference
+    from genda.metrics.gan_eval import evaluate_face_samples
+
+    p = cond_params()
+    fid_dir = project / "features/fid"
+    try:
+        run_stage(project, "fid_reference.py", "faces")
+        run_stage(project, "fid_reference.py", "digits")
+        faces = torch.load(fid_dir / "faces.pt", weights_only=True)
+        digits = torch.load(fid_dir / "digits.pt", weights_only=True)
+        assert faces["data"] == "faces:test" and digits["data"] == "digits:mnistm"
+        assert faces["reference"]["2048"].shape == (40, 2048) and digits["reference"]["2048"].shape == (359, 2048)
+        assert floor_size(p) == 40  # max(sample.n_images 40, cond_sample.n_images 12, 10 x n_per_class 3)
+        assert len(faces["held_out"]["2048"]) == 40 and faces["n_held_out_total"] == 160
+        with pytest.raises(SystemExit):  # stage.run: "genda: error: fid_reference: unknown data kind 'cats'; ..."
+            run_stage(project, "fid_reference.py", "cats")
+
+        real = load_prepared(faces_path(project), "faces")
+        folder = project / "tmp_fake_faces"
+        save_pngs(real["x_train"][100:140].flip(-1), folder)  # 40 "generated" faces
+        ev = {**p["evaluate"], "kid_subset_size": 10}
+        monkeypatch.chdir(project)
+        monkeypatch.setenv("GENDA_ROOT", str(project))
+        extracted = []
+        real_extract = fidelity.extract_features
+        monkeypatch.setattr(fidelity, "extract_features",
+                            lambda x, *a, **k: extracted.append(len(x)) or real_extract(x, *a, **k))
+        cached = evaluate_face_samples(folder, ev, reference_cache=fid_dir / "faces.pt")
+        assert extracted == [40]  # only the samples: reference and floor images come from the cache
+        fresh = evaluate_face_samples(folder, ev, reference_cache=None)
+        assert extracted[1:] == [40, 40, 40, 40]  # samples + reference, then held-out floor + reference
+        for k in ("fid", "fid_real_floor"):
+            assert cached[k] == pytest.approx(fresh[k], rel=1e-9) and cached[k] > 0
+        for k in ("is_mean", "is_std", "kid_mean", "kid_std", "kid_real_floor", "n_real_floor", "face_rate"):
+            assert cached[k] == fresh[k]
+        assert cached["n_real_floor"] == 40 and cached["n_reference"] == 40 and cached["is_mean"] >= 1.0
+
+        choice = fidelity.choose_extractor()
+        path = fid_dir / "faces.pt"
+        assert load_reference(path, choice, 12, data="faces:train") is None           # other data
+        assert load_reference(path, choice, 40, data="faces:test") is not None
+        assert load_reference(path, choice, 41, data="faces:test") is None            # the floor needs 41 of 160
+        other = fidelity.ExtractorChoice("inception-v3-compat", "/w.pth", False)
+        assert load_reference(path, other, 12, data="faces:test") is None             # other extractor
+        with pytest.raises(ConfigError, match="rerun the fid_reference stage"):
+            ref, held = load_reference(path, choice, 12, data="faces:test")
+            fidelity.compute_fidelity(held, ref, extractor=other)  # features never mix two extractors
+    finally:
+        shutil.rmtree(fid_dir, ignore_errors=True)

@@ -415,3 +415,50 @@ def test_face_detection_bad_args(hopper64):
         face_detection_rate(hopper64, upscale=0)
     with pytest.raises(DataError):
         face_detection_rate(hopper64[:0])
+
+
+# ----------------------------------------------------------------------------------------------
+# the Fréchet distance without torch-fidelity's non-symmetric eigensolve
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n_a, n_b, d", [(30, 50, 64),    # N_a <= D: the N_a x N_a route
+                                         (90, 20, 64),    # N_b <= D: the N_b x N_b route
+                                         (300, 200, 16)])  # N > D: eigh(S_b) square root, D x D
+def test_frechet_distance_equals_torch_fidelity(n_a, n_b, d):
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    from genda.metrics.frechet import FeatureStats, frechet_distance
+
+    g = torch.Generator().manual_seed(n_a)
+    a = torch.randn(n_a, d, generator=g, dtype=torch.float64) @ torch.randn(d, d, generator=g, dtype=torch.float64)
+    b = 1.5 * torch.randn(n_b, d, generator=g, dtype=torch.float64) + 0.3
+    want = fid_statistics_to_metric(fid_features_to_statistics(a), fid_features_to_statistics(b), False)
+    want = float(want["frechet_inception_distance"])
+    # rel 1e-7: for a rank-deficient S_a (N_a <= D) torch-fidelity takes square roots of round-off eigenvalues
+    assert frechet_distance(a, b) == pytest.approx(want, rel=1e-7)
+    assert frechet_distance(FeatureStats(b), a) == pytest.approx(frechet_distance(a, b), rel=1e-12)  # symmetric
+    assert abs(frechet_distance(a, a)) < 1e-8 * want
+    with pytest.raises(ValueError, match="dimensions differ"):
+        frechet_distance(a, b[:, :-1])
+    with pytest.raises(ValueError, match="N >= 2"):
+        frechet_distance(a[:1], b)
+
+
+def test_precomputed_features_give_the_same_metrics_as_images(empty_hub):
+    """Features (e.g. the fid_reference stage's cache) in place of images: identical IS / KID, FID to round-off;
+    features of another extractor are refused."""
+    from genda.metrics.fidelity import extract_features, metric_layers
+
+    choice = fallback_layer("256")
+    gen, ref = blobs(24, seed=21), shift(blobs(30, seed=22), 15)
+    direct = compute_fidelity(gen, ref, extractor=choice, kid_subset_size=12)
+    layers = set(metric_layers(choice).values())
+    assert layers == {"256", "logits_unbiased"}
+    fg, fr = (extract_features(x, choice, layers) for x in (gen, ref))
+    assert len(fg) == 24 and fg.features["256"].shape == (24, 256) and fg.head(5).features["256"].shape == (5, 256)
+    cached = compute_fidelity(fg, fr, extractor=choice, kid_subset_size=12)
+    assert cached.pop("fid") == pytest.approx(direct.pop("fid"), rel=1e-9)
+    assert cached == direct
+    with pytest.raises(ConfigError, match=r"lack layer\(s\) \['2048'\]"):  # the default FID layer
+        compute_fidelity(gen, fr, extractor=choose_extractor(), kid_subset_size=12)
+    with pytest.raises(ConfigError, match="rerun the fid_reference stage"):
+        compute_fidelity(fg, fr, extractor=ExtractorChoice(TINY, "none", False))

@@ -13,8 +13,10 @@ def run(main: Callable[[], None], *, distributed: bool = False) -> None:
     """Run a stage's ``main``: threads pinned (:func:`genda.runtime.thread_count`) before torch loads;
     with ``distributed=True`` (training stages) it runs on ``$GENDA_NPROC`` processes through torchrun
     (:mod:`genda.distributed`)."""
+    from genda import warm
     from genda.threads import pin_threads_env
 
+    warm.handoff()  # GENDA_WARM=1: run in the warm fork server and exit with its status (genda.warm)
     pin_threads_env()
     try:
         if distributed:

@@ -106,8 +106,11 @@ class Tracker:
         if not self.enabled:
             return self
         try:
-            self._proc = subprocess.Popen([sys.executable, "-m", "genda.tracking"], stdin=subprocess.PIPE,
-                                          text=True, cwd=self.root)
+            if os.environ.get("GENDA_WARM_CHILD") and "mlflow.tracking" in sys.modules:
+                self._proc = _ForkedHelper()  # a warm stage (genda.warm): MLflow is imported already
+            else:
+                self._proc = subprocess.Popen([sys.executable, "-m", "genda.tracking"], stdin=subprocess.PIPE,
+                                              text=True, cwd=self.root)
         except OSError as e:
             _warn("start", e)
             self.enabled = False
@@ -157,6 +160,50 @@ class Tracker:
                 self._proc.kill()
                 warnings.warn("MLflow helper did not finish in 300 s; killed", RuntimeWarning, stacklevel=2)
             self._proc = None
+
+
+class _ForkedHelper:
+    """The MLflow helper as a fork of a warm stage process (:mod:`genda.warm`), which has MLflow imported
+    already, instead of a fresh ``python -m genda.tracking`` (~3 s of imports); the same :func:`_worker` reads
+    the same JSON lines from a pipe.  Forked when the stage starts, before it runs any torch operation."""
+
+    def __init__(self):
+        r, w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the helper
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            os.close(w)
+            code = 0
+            try:
+                with os.fdopen(r, "r") as lines:
+                    _worker(lines)
+            except BaseException:  # noqa: BLE001 - never fall back into the stage's code
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(r)
+        self.stdin = os.fdopen(w, "w")
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.time() + timeout
+        while True:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if deadline is not None and time.time() > deadline:
+                raise subprocess.TimeoutExpired("mlflow helper", timeout)
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        import signal
+
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except OSError:
+            pass
 
 
 def _is_locked(err: BaseException) -> bool:

@@ -56,6 +56,9 @@ __all__ = [
     "INCEPTION_NAME",
     "FALLBACK_NAME",
     "ExtractorChoice",
+    "Features",
+    "metric_layers",
+    "extract_features",
     "RandomCNNExtractor",
     "register_extractor",
     "inception_cache_path",
@@ -320,15 +323,80 @@ def _device_context(device) -> tuple[bool, object]:
     raise ConfigError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
 
 
-def compute_fidelity(generated: Tensor, reference: Tensor | None, *, fid: bool = True, isc: bool = True,
+@dataclass
+class Features:
+    """Features of one image set, as torch-fidelity's extractor gives them: ``{layer: Tensor [N, D]}`` (float32,
+    CPU), with the extractor that made them (``name``, ``weights``).  Pass one in place of an image tensor to
+    :func:`compute_fidelity` / :func:`fidelity_with_floor` to skip re-extracting a reference set that many
+    evaluations share (the ``fid_reference`` stage caches them, :mod:`genda.metrics.fid_reference`)."""
+
+    features: dict
+    extractor: str
+    weights: str
+
+    def __len__(self) -> int:
+        return len(next(iter(self.features.values())))
+
+    def head(self, n: int) -> "Features":
+        """The first ``n`` images' features."""
+        return Features({k: v[:n] for k, v in self.features.items()}, self.extractor, self.weights)
+
+    def matches(self, choice: ExtractorChoice) -> bool:
+        return (self.extractor, self.weights) == (choice.name, choice.weights)
+
+
+def metric_layers(choice: ExtractorChoice, *, fid: bool = True, isc: bool = True, kid: bool = True) -> dict:
+    """``{metric: feature layer}`` for the requested metrics: torch-fidelity's choice for this extractor (its
+    default, or ``feature_layer_<metric>`` in ``choice.extra_kwargs``)."""
+    from torch_fidelity.utils import resolve_feature_layer_for_metric
+
+    kw = choice.kwargs()
+    return {m: resolve_feature_layer_for_metric(m, **kw) for m, on in (("fid", fid), ("isc", isc), ("kid", kid))
+            if on}
+
+
+def extract_features(images: Tensor, choice: ExtractorChoice, layers, *, batch_size: int = 64,
+                     device: str = "cpu", what: str = "images") -> Features:
+    """torch-fidelity's feature extraction of uint8 ``images [N, 3|1, H, W]`` for the given ``layers``."""
+    from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
+
+    x = _check_images(images, what)
+    cuda, ctx = _device_context(device)
+    kw = {k: v for k, v in choice.kwargs().items() if not k.startswith("feature_layer_")}
+    kw.pop("feature_extractor")
+    with ctx:
+        fe = create_feature_extractor(choice.name, sorted(set(layers)), cuda=cuda, verbose=False, **kw)
+        fd = get_featuresdict_from_dataset(_ImageTensorDataset(x), fe, batch_size, cuda, True, False)
+    return Features({k: v.cpu() for k, v in fd.items()}, choice.name, choice.weights)
+
+
+def _features_of(x, what: str, choice: ExtractorChoice, layers: set, batch_size: int, device: str) -> Features:
+    if isinstance(x, Features):
+        if not x.matches(choice):
+            raise ConfigError(f"{what} features were extracted with {x.extractor} ({x.weights}), this evaluation "
+                              f"uses {choice.name} ({choice.weights}): rerun the fid_reference stage")
+        missing = layers - set(x.features)
+        if missing:
+            raise ConfigError(f"{what} features lack layer(s) {sorted(missing)} (have {sorted(x.features)})")
+        if len(x) < 2:
+            raise DataError(f"{what} images: need at least 2 images, got {len(x)}")
+        return x
+    return extract_features(x, choice, layers, batch_size=batch_size, device=device, what=what)
+
+
+def compute_fidelity(generated, reference, *, fid: bool = True, isc: bool = True,
                      kid: bool = True, inception_weights: str | None = None, allow_fallback: bool = True,
                      batch_size: int = 64, device: str = "cpu", kid_subset_size: int = 1000,
                      extractor: ExtractorChoice | None = None, rng_seed: int = 2020) -> dict:
-    """FID / IS / KID of ``generated`` against ``reference`` in one torch-fidelity call.
+    """FID / IS / KID of ``generated`` against ``reference``: torch-fidelity's extractor and its IS / KID
+    estimators (``isc_splits`` = min(10, N), ``rng_seed`` for the IS shuffle and KID subsets, as
+    ``torch_fidelity.calculate_metrics``), FID by :func:`genda.metrics.frechet.frechet_distance` (the same
+    number as torch-fidelity's, without its 2048x2048 non-symmetric eigensolve).
 
     Args:
-        generated: uint8 ``[N, 3, H, W]`` (IS is computed on these).
-        reference: uint8 ``[M, 3, H', W']`` real images; may be None when only ``isc`` is requested.
+        generated: uint8 ``[N, 3, H, W]`` (IS is computed on these), or their :class:`Features`.
+        reference: uint8 ``[M, 3, H', W']`` real images or their :class:`Features` (e.g. the cached ones of
+            the ``fid_reference`` stage); may be None when only ``isc`` is requested.
         fid, isc, kid: which metrics to compute.
         inception_weights, allow_fallback: passed to :func:`choose_extractor` (ignored if ``extractor``).
         batch_size: feature-extraction batch size.
@@ -342,64 +410,71 @@ def compute_fidelity(generated: Tensor, reference: Tensor | None, *, fid: bool =
         ``kid_std``, ``kid_subset_size``; always ``n_generated``, ``n_reference`` (0 if None),
         ``extractor`` (name), ``extractor_weights`` (str), ``extractor_is_fallback`` (bool).
     """
+    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+
+    from genda.metrics.frechet import frechet_distance
+
     if not (fid or isc or kid):
         raise ConfigError("compute_fidelity: at least one of fid, isc, kid must be True")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"compute_fidelity: batch_size must be a positive int, got {batch_size!r}")
     if not isinstance(kid_subset_size, int) or kid_subset_size < 2:
         raise ConfigError(f"compute_fidelity: kid_subset_size must be an int >= 2, got {kid_subset_size!r}")
-    gen = _check_images(generated, "generated")
+    if not isinstance(generated, Features):
+        generated = _check_images(generated, "generated")
     if reference is None:
         if fid or kid:
             raise DataError("reference images are required for FID/KID, got None")
-        ref = None
-    else:
-        ref = _check_images(reference, "reference")
-    cuda, ctx = _device_context(device)
+    elif not isinstance(reference, Features):
+        reference = _check_images(reference, "reference")
+    _device_context(device)
     choice = extractor if extractor is not None else choose_extractor(inception_weights,
                                                                       allow_fallback=allow_fallback)
-
-    n, m = gen.shape[0], (ref.shape[0] if ref is not None else 0)
-    kw = dict(
-        input1=_ImageTensorDataset(gen),
-        input2=_ImageTensorDataset(ref) if ref is not None else None,
-        fid=fid, isc=isc, kid=kid, prc=False, ppl=False,
-        cuda=cuda, batch_size=batch_size, isc_splits=min(10, n),
-        kid_subset_size=min(kid_subset_size, n, m) if kid else kid_subset_size,
-        cache=False, save_cpu_ram=True,  # in-memory tensors: no worker processes needed
-        rng_seed=rng_seed, verbose=False, datasets_download=False,
-    )
-    kw.update(choice.kwargs())
-    with ctx:
-        raw = torch_fidelity.calculate_metrics(**kw)
+    layers = metric_layers(choice, fid=fid, isc=isc, kid=kid)
+    gen = _features_of(generated, "generated", choice, set(layers.values()), batch_size, device)
+    ref = None
+    if fid or kid:
+        ref_layers = {layers[m] for m in ("fid", "kid") if m in layers}
+        ref = _features_of(reference, "reference", choice, ref_layers, batch_size, device)
+    n, m = len(gen), (len(ref) if ref is not None else len(reference) if reference is not None else 0)
 
     out: dict = {}
     if fid:
-        out["fid"] = float(raw[torch_fidelity.KEY_METRIC_FID])
+        out["fid"] = frechet_distance(gen.features[layers["fid"]], ref.features[layers["fid"]])
     if isc:
-        out["is_mean"] = float(raw[torch_fidelity.KEY_METRIC_ISC_MEAN])
-        out["is_std"] = float(raw[torch_fidelity.KEY_METRIC_ISC_STD])
+        r = isc_featuresdict_to_metric(gen.features, layers["isc"], isc_splits=min(10, n), samples_shuffle=True,
+                                       rng_seed=rng_seed, verbose=False)
+        out["is_mean"] = float(r[torch_fidelity.KEY_METRIC_ISC_MEAN])
+        out["is_std"] = float(r[torch_fidelity.KEY_METRIC_ISC_STD])
     if kid:
-        out["kid_mean"] = float(raw[torch_fidelity.KEY_METRIC_KID_MEAN])
-        out["kid_std"] = float(raw[torch_fidelity.KEY_METRIC_KID_STD])
-        out["kid_subset_size"] = kw["kid_subset_size"]
+        size = min(kid_subset_size, n, m)
+        r = kid_featuresdict_to_metric(gen.features, ref.features, layers["kid"], kid_subset_size=size,
+                                       rng_seed=rng_seed, verbose=False)
+        out["kid_mean"] = float(r[torch_fidelity.KEY_METRIC_KID_MEAN])
+        out["kid_std"] = float(r[torch_fidelity.KEY_METRIC_KID_STD])
+        out["kid_subset_size"] = size
     out.update(n_generated=n, n_reference=m, extractor=choice.name, extractor_weights=choice.weights,
                extractor_is_fallback=bool(choice.is_fallback))
     return out
 
 
-def real_floor(reference_a: Tensor, reference_b: Tensor, **kw) -> dict:
+def real_floor(reference_a, reference_b, **kw) -> dict:
     """The real-vs-real floor: :func:`compute_fidelity` of held-out real images ``reference_a``
     against real test images ``reference_b`` (same kwargs).  A generator's FID/KID is only meaningful
     relative to this floor, which is > 0 because of finite-sample noise (and, for FID, bias)."""
     return compute_fidelity(reference_a, reference_b, **kw)
 
 
-def fidelity_with_floor(generated: Tensor, reference: Tensor, held_out: Tensor, *, isc: bool = True, **kw) -> dict:
+def fidelity_with_floor(generated, reference, held_out, *, isc: bool = True, **kw) -> dict:
     """:func:`compute_fidelity` of ``generated`` against ``reference``, plus the real-vs-real floor of the
     first ``len(generated)`` ``held_out`` real images against the same reference (same extractor, sample
-    size and KID subset), as ``fid_real_floor``, ``kid_real_floor`` and ``n_real_floor``."""
+    size and KID subset), as ``fid_real_floor``, ``kid_real_floor`` and ``n_real_floor``.  ``reference`` and
+    ``held_out`` may be :class:`Features` (cached by the ``fid_reference`` stage): the floor is then a few
+    matrix products instead of two more feature extractions."""
     out = compute_fidelity(generated, reference, isc=isc, **kw)
-    floor = real_floor(held_out[: len(generated)], reference, isc=False, **kw)
+    n = len(generated)
+    first = held_out.head(n) if isinstance(held_out, Features) else held_out[:n]
+    floor = real_floor(first, reference, isc=False, **kw)
     out.update(fid_real_floor=floor["fid"], kid_real_floor=floor["kid_mean"], n_real_floor=floor["n_generated"])
     return out

@@ -19,16 +19,28 @@ def face_reference(faces: dict, fid_reference: str) -> tuple:
             else (faces["x_train"], faces["x_test"]))
 
 
-def evaluate_face_samples(folder: Path, ev: dict, out: Path | None = None) -> dict:
+def evaluate_face_samples(folder: Path, ev: dict, out: Path | None = None,
+                          reference_cache: Path | None = None) -> dict:
+    """Metrics of the PNGs in ``folder``: FID / IS / KID against the real faces (``ev["fid_reference"]`` split),
+    the real-vs-real floor, the face-detection rate.  ``reference_cache``: the ``fid_reference@faces`` stage's
+    features (:mod:`genda.metrics.fid_reference`), used when they match this evaluation's extractor."""
     from genda.metrics.facedetect import face_detection_rate
-    from genda.metrics.fidelity import fidelity_with_floor
+    from genda.metrics.fidelity import choose_extractor, fidelity_with_floor
 
     gen, _ = read_pngs(folder)
-    faces = load_prepared(faces_path(), kind="faces")
-    ref, held_out = face_reference(faces, ev["fid_reference"])
     weights = str(resolve_path(ev["inception_weights"])) if ev["inception_weights"] else None
-    kw = dict(inception_weights=weights, allow_fallback=ev["allow_fallback_extractor"], batch_size=ev["batch_size"],
-              device=str(get_device()), kid_subset_size=min(ev["kid_subset_size"], len(gen), len(ref)))
+    choice = choose_extractor(weights, allow_fallback=ev["allow_fallback_extractor"])
+    cached = None
+    if reference_cache is not None:
+        from genda.metrics.fid_reference import load_reference
+
+        cached = load_reference(reference_cache, choice, len(gen), data=f"faces:{ev['fid_reference']}")
+    if cached:
+        ref, held_out = cached
+    else:
+        ref, held_out = face_reference(load_prepared(faces_path(), kind="faces"), ev["fid_reference"])
+    kw = dict(extractor=choice, batch_size=ev["batch_size"], device=str(get_device()),
+              kid_subset_size=max(2, min(ev["kid_subset_size"], len(gen), len(ref))))
     m = fidelity_with_floor(gen, ref, held_out, **kw)
     try:
         m.update(face_detection_rate(gen))
