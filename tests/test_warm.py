@@ -129,3 +129,13 @@ def test_without_a_server_the_stage_runs_itself_and_starts_one(tmp_path):
     assert "no server" in status()
     log = next(Path(tmp_path).glob("genda-warm-*.sock.log")).read_text()
     assert "serving on" in log and "idle: exiting" in log
+
+
+def test_socket_path_fits_af_unix(monkeypatch, tmp_path):
+    from genda import warm
+
+    monkeypatch.setenv("GENDA_WARM_DIR", str(tmp_path))
+    assert warm.socket_path().startswith(str(tmp_path))
+    monkeypatch.setenv("GENDA_WARM_DIR", str(tmp_path / ("x" * 120)))
+    path = warm.socket_path()
+    assert path.startswith("/tmp/genda-warm-") and len(path) <= 100

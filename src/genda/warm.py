@@ -81,8 +81,11 @@ def _key() -> str:
 
 
 def socket_path() -> str:
+    """The server's unix socket; in ``/tmp`` when the folder's path is too long for one (AF_UNIX: 107 bytes)."""
     folder = os.environ.get("GENDA_WARM_DIR") or tempfile.gettempdir()
-    return os.path.join(folder, f"genda-warm-{os.getuid()}-{_key()}.sock")
+    name = f"genda-warm-{os.getuid()}-{_key()}.sock"
+    path = os.path.join(folder, name)
+    return path if len(path.encode()) <= 100 else os.path.join("/tmp", name)
 
 
 # --------------------------------------------------------------------------- framing
