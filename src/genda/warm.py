@@ -111,6 +111,11 @@ def _recv(sock: socket.socket):
 
 # --------------------------------------------------------------------------- client
 def _start_server(path: str) -> None:
+    try:  # a server that failed to start in the last 10 minutes is not retried by every stage
+        if time.time() - os.stat(path + ".failed").st_mtime < 600:
+            return
+    except OSError:
+        pass
     log = open(path + ".log", "ab")
     subprocess.Popen([sys.executable, "-m", "genda.warm", "serve"], stdin=subprocess.DEVNULL, stdout=log,
                      stderr=log, process_group=0, close_fds=True,  # same session: same CPU autogroup
@@ -274,13 +279,23 @@ def serve(idle: float | None = None) -> int:
 
     pin_threads_env()
     _preload()
-    if os.path.exists(path):
-        os.unlink(path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
-    server.bind(path)
-    os.umask(old)
-    server.listen(16)
+    try:
+        if os.path.exists(path):
+            os.unlink(path)
+        server.bind(path)
+        server.listen(16)
+    except OSError as e:
+        print(f"[genda.warm] cannot listen on {path}: {e}", flush=True)
+        open(path + ".failed", "w").close()
+        return 1
+    finally:
+        os.umask(old)
+    try:
+        os.unlink(path + ".failed")
+    except OSError:
+        pass
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # monitors are reaped automatically
     print(f"[genda.warm] serving on {path} (imports took {time.time() - t0:.1f} s; {_threads()} threads)",
           flush=True)
