@@ -54,9 +54,20 @@ stage.run(main)
 
 
 @pytest.fixture
-def warm(tmp_path):
+def sock_dir():
+    """A short folder for the sockets (pytest's tmp_path can exceed AF_UNIX's 107-byte socket paths)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="gw-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def warm(tmp_path, sock_dir):
     """(env for GENDA_WARM=1 clients, script path); the server is stopped afterwards."""
-    env = {**os.environ, "GENDA_WARM": "1", "GENDA_WARM_DIR": str(tmp_path), "GENDA_MLFLOW": "0",
+    env = {**os.environ, "GENDA_WARM": "1", "GENDA_WARM_DIR": str(sock_dir), "GENDA_MLFLOW": "0",
            "MY_FLAG": "set", "PYTHONPATH": str(ROOT / "src")}
     env.pop("GENDA_WARM_CHILD", None)
     script = tmp_path / "stage_script.py"
@@ -108,8 +119,17 @@ def test_signal_to_the_client_stops_the_warm_stage(warm):
     assert p.wait(timeout=20) == 128 + signal.SIGTERM and time.time() - t < 10
 
 
-def test_without_a_server_the_stage_runs_itself_and_starts_one(tmp_path):
-    env = {**os.environ, "GENDA_WARM": "1", "GENDA_WARM_DIR": str(tmp_path), "GENDA_MLFLOW": "0",
+def test_ctrl_c_reaches_the_warm_stage(warm):
+    env, script = warm
+    p = subprocess.Popen([sys.executable, str(script), "sleep"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().startswith("warm")
+    p.send_signal(signal.SIGINT)  # forwarded: KeyboardInterrupt in the stage, as in a terminal
+    assert p.wait(timeout=20) == 130 and "KeyboardInterrupt" in p.stderr.read()
+
+
+def test_without_a_server_the_stage_runs_itself_and_starts_one(tmp_path, sock_dir):
+    env = {**os.environ, "GENDA_WARM": "1", "GENDA_WARM_DIR": str(sock_dir), "GENDA_MLFLOW": "0",
            "PYTHONPATH": str(ROOT / "src"), "GENDA_WARM_IDLE": "5"}
     env.pop("GENDA_WARM_CHILD", None)
     script = tmp_path / "stage_script.py"
@@ -127,15 +147,18 @@ def test_without_a_server_the_stage_runs_itself_and_starts_one(tmp_path):
     while "serving on" in status() and time.time() < deadline:
         time.sleep(0.5)
     assert "no server" in status()
-    log = next(Path(tmp_path).glob("genda-warm-*.sock.log")).read_text()
+    log = next(sock_dir.glob("genda-warm-*.sock.log")).read_text()
     assert "serving on" in log and "idle: exiting" in log
 
 
-def test_socket_path_fits_af_unix(monkeypatch, tmp_path):
+def test_socket_path_fits_af_unix(monkeypatch, sock_dir):
     from genda import warm
 
-    monkeypatch.setenv("GENDA_WARM_DIR", str(tmp_path))
-    assert warm.socket_path().startswith(str(tmp_path))
-    monkeypatch.setenv("GENDA_WARM_DIR", str(tmp_path / ("x" * 120)))
-    path = warm.socket_path()
-    assert path.startswith("/tmp/genda-warm-") and len(path) <= 100
+    monkeypatch.setenv("GENDA_WARM_DIR", str(sock_dir))
+    assert warm.socket_path().startswith(f"{sock_dir}/genda-warm-")
+    long_a, long_b = sock_dir / ("a" * 120), sock_dir / ("b" * 120)
+    monkeypatch.setenv("GENDA_WARM_DIR", str(long_a))
+    path_a = warm.socket_path()
+    monkeypatch.setenv("GENDA_WARM_DIR", str(long_b))
+    path_b = warm.socket_path()
+    assert path_a.startswith("/tmp/genda-warm-") and len(path_a) <= 100 and path_a != path_b  # one per folder

@@ -81,11 +81,14 @@ def _key() -> str:
 
 
 def socket_path() -> str:
-    """The server's unix socket; in ``/tmp`` when the folder's path is too long for one (AF_UNIX: 107 bytes)."""
-    folder = os.environ.get("GENDA_WARM_DIR") or tempfile.gettempdir()
-    name = f"genda-warm-{os.getuid()}-{_key()}.sock"
-    path = os.path.join(folder, name)
-    return path if len(path.encode()) <= 100 else os.path.join("/tmp", name)
+    """The server's unix socket (beside it: ``.lock``, ``.log``); in ``/tmp``, named after the folder too, when the
+    folder's path is too long for a socket (AF_UNIX: 107 bytes)."""
+    folder = os.path.abspath(os.environ.get("GENDA_WARM_DIR") or tempfile.gettempdir())
+    path = os.path.join(folder, f"genda-warm-{os.getuid()}-{_key()}.sock")
+    if len(path.encode()) <= 100:
+        return path
+    tag = hashlib.sha1(folder.encode()).hexdigest()[:8]
+    return os.path.join("/tmp", f"genda-warm-{os.getuid()}-{_key()}-{tag}.sock")
 
 
 # --------------------------------------------------------------------------- framing
@@ -221,11 +224,11 @@ def _run_worker(req: dict, fds: list[int]) -> None:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
             if e.code is not None and not isinstance(e.code, int):
                 print(e.code, file=sys.stderr)
-        except BaseException:  # noqa: BLE001 - as the interpreter would: traceback, status 1
+        except BaseException as e:  # noqa: BLE001 - as the interpreter would: traceback, status 1 (Ctrl-C: 130)
             import traceback
 
             traceback.print_exc()
-            code = 1
+            code = 130 if isinstance(e, KeyboardInterrupt) else 1
     finally:
         try:
             sys.stdout.flush(); sys.stderr.flush()
