@@ -56,6 +56,7 @@ PRELOAD = ("numpy", "yaml", "PIL.Image", "tqdm", "torch", "torch.nn", "torch.opt
            "torchvision", "torch_fidelity", "pandas", "matplotlib", "sklearn.manifold", "mlflow.tracking",
            "mlflow.entities")
 CHILD_ENV = "GENDA_WARM_CHILD"
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def enabled() -> bool:
@@ -139,8 +140,9 @@ def handoff(script: str | None = None) -> None:
     try:
         sock.connect(path)
         sys.stdout.flush(); sys.stderr.flush()
+        ignored = [int(sig) for sig in _FORWARDED if signal.getsignal(sig) == signal.SIG_IGN]
         req = json.dumps({"script": script, "argv": [script, *sys.argv[1:]], "cwd": os.getcwd(),
-                          "env": dict(os.environ)}).encode()
+                          "env": dict(os.environ), "ignored_signals": ignored}).encode()
         socket.send_fds(sock, [struct.pack("!I", len(req)) + req], [0, 1, 2])
         pid = _recv(sock)["pid"]
     except (OSError, EOFError, ValueError, KeyError):
@@ -151,8 +153,9 @@ def handoff(script: str | None = None) -> None:
             pass
         return
     forward = lambda sig, frame: os.kill(pid, sig)  # noqa: E731
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
+    for sig in _FORWARDED:
+        if int(sig) not in ignored:  # an ignored signal stays ignored, as for a process run here
+            signal.signal(sig, forward)
     try:
         code = _recv(sock)["status"]
     except (OSError, EOFError, ValueError, KeyError):
@@ -204,6 +207,10 @@ def _run_worker(req: dict, fds: list[int]) -> None:
         sys.stdin = open(0, "r", closefd=False)
         sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)
+        for sig in _FORWARDED:  # the client's dispositions, not the server's (e.g. SIGINT ignored under `cmd &`)
+            ignored = int(sig) in req.get("ignored_signals", [])
+            default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+            signal.signal(sig, signal.SIG_IGN if ignored else default)
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
