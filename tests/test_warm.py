@@ -121,8 +121,11 @@ def test_signal_to_the_client_stops_the_warm_stage(warm):
 
 def test_ctrl_c_reaches_the_warm_stage(warm):
     env, script = warm
+    # SIGINT at its default in the client, whatever the test runner's (a background job ignores it, and so would
+    # a stage run there, warm or cold)
     p = subprocess.Popen([sys.executable, str(script), "sleep"], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert p.stdout.readline().startswith("warm")
     p.send_signal(signal.SIGINT)  # forwarded: KeyboardInterrupt in the stage, as in a terminal
     assert p.wait(timeout=20) == 130 and "KeyboardInterrupt" in p.stderr.read()
