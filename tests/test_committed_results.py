@@ -102,3 +102,18 @@ def test_default_classifier_framing_and_adaptation_meet_issue_10():
     assert acc["mnistm-usps"]["mean_teacher"] >= acc["mnistm-usps"]["source_only"]
     for setting in ("dsn", "mean_teacher"):
         assert acc["svhn-mnistm"][setting] >= acc["svhn-mnistm"]["source_only"] - 0.05, acc["svhn-mnistm"]
+
+
+def test_default_face_gans_a_and_b_learn_the_portrait():
+    """Issue 10: the default's face GANs must show learning. Methods A and B run 600 steps on the embedded
+    portrait, framed like CelebA's 64x64 crops (face square x 1.1-1.3). Method B's face-detection rate is >= 50 %
+    and near the real faces' own rate, and its FID is far below an untrained-looking sample's: on this extractor
+    blurry face-coloured blobs (Method B at 300 steps) scored FID 138 yet 65-68 % detected faces, so the rate
+    alone is not enough. The 100-step methods are not claimed here."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name in ("dcgan", "dcgan_tricks"):
+        assert params["face_gans"][name]["steps"] >= 600, name
+    b = json.loads((ROOT / "metrics/gan/dcgan_tricks/eval.json").read_text())
+    assert b["face_rate_real"] >= 0.95  # the framing: real held-out faces are found
+    assert b["face_rate"] >= 0.5 and b["fid"] < 80.0, (b["face_rate"], b["fid"])
+    assert b["fid"] > b["fid_real_floor"]

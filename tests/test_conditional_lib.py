@@ -43,8 +43,11 @@ def test_acgan_shapes(img_size, n_classes):
     assert x.abs().max() <= 1.0
     adv, cls = D(x)
     assert adv.shape == (4,) and cls.shape == (4, n_classes)
-    # the generator starts from 512 x 7 x 7 for 28 and 512 x 4 x 4 for 64
-    assert G.fc.out_features == 512 * (7 if img_size == 28 else 4) ** 2
+    # the generator starts from base x 7 x 7 for 28 and base x 4 x 4 for 64, base = min(512, 8 ngf)
+    assert G.base == 64 and G.fc.out_features == 64 * (7 if img_size == 28 else 4) ** 2
+    assert ACGANGenerator(n_classes=n_classes, img_size=img_size, ngf=64).base == 512  # the full-size width
+    assert ACGANGenerator(n_classes=n_classes, img_size=img_size, ngf=8, base=256).fc.out_features == \
+        256 * (7 if img_size == 28 else 4) ** 2
 
 
 def test_acgan_label_is_multiplied_with_noise():

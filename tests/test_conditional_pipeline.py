@@ -395,7 +395,7 @@ def test_frechet_distance_of_gaussians():
     shift = torch.tensor([2.0, 0.0, 0.0, 0.0], dtype=torch.float64)
     assert frechet_distance(a, b + shift) == pytest.approx(4.0, abs=0.1)  # |mu_a - mu_b|^2, same covariance
     assert frechet_distance(a, 3 * b) == pytest.approx(4 * (1 + 9 - 2 * 3), abs=0.3)  # Tr(S_a + S_b - 2 (S_a S_b)^1/2)
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match="N >= 2"):
         frechet_distance(a[:1], b)
 
 

@@ -10,16 +10,17 @@ global-average-pooled last conv block, ``[N, 4·width]``, see
 
 .. math::  \\mathrm{FID} = \\|\\mu_g - \\mu_r\\|^2 + \\mathrm{Tr}\\big(\\Sigma_g + \\Sigma_r - 2(\\Sigma_g\\Sigma_r)^{1/2}\\big)
 
-computed by torch-fidelity's ``fid_statistics_to_metric`` from features ``[N, D]`` (float64 statistics).
+computed by :func:`genda.metrics.frechet.frechet_distance` from features ``[N, D]`` (float64 statistics; the
+same number as torch-fidelity's ``fid_statistics_to_metric``).
 The number only means something beside its *real-vs-real floor*: as many held-out real train digits against
 the same real test split, in the same feature space (finite-sample bias keeps it > 0).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from genda.metrics.frechet import FeatureStats, frechet_distance
 from genda.runtime import to_float_images
 
 __all__ = ["classifier_features", "frechet_distance", "digit_fid_with_floor"]
@@ -33,21 +34,11 @@ def classifier_features(model, x_uint8: Tensor, device: torch.device, batch: int
                       .double().cpu() for i in range(0, len(x_uint8), batch)])
 
 
-def frechet_distance(feat_a: Tensor, feat_b: Tensor) -> float:
-    """FID between two feature sets ``[N_a, D]``, ``[N_b, D]`` (N ≥ 2 each)."""
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
-
-    if len(feat_a) < 2 or len(feat_b) < 2:
-        raise ValueError(f"FID needs at least 2 images per set, got {len(feat_a)} and {len(feat_b)}")
-    sa, sb = (fid_features_to_statistics(f.to(torch.float64)) for f in (feat_a, feat_b))
-    return float(np.asarray(fid_statistics_to_metric(sa, sb, verbose=False)[KEY_METRIC_FID]))
-
-
 def digit_fid_with_floor(model, generated: Tensor, reference: Tensor, held_out: Tensor, device: torch.device) -> dict:
     """``digit_fid`` of ``generated`` against ``reference`` (real test digits) and ``digit_fid_real_floor`` of the
     first ``len(generated)`` ``held_out`` real digits against the same reference; all uint8 ``[N, 3, H, W]``."""
-    ref = classifier_features(model, reference, device)
+    ref = FeatureStats(classifier_features(model, reference, device))
     gen = classifier_features(model, generated, device)
     real = classifier_features(model, held_out[: len(generated)], device)
     return {"digit_fid": frechet_distance(gen, ref), "digit_fid_real_floor": frechet_distance(real, ref),
-            "digit_fid_features": f"digit classifier penultimate layer ({ref.shape[1]}-d)"}
+            "digit_fid_features": f"digit classifier penultimate layer ({ref.dim}-d)"}

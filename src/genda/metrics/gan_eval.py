@@ -22,7 +22,9 @@ def face_reference(faces: dict, fid_reference: str) -> tuple:
 def evaluate_face_samples(folder: Path, ev: dict, out: Path | None = None,
                           reference_cache: Path | None = None) -> dict:
     """Metrics of the PNGs in ``folder``: FID / IS / KID against the real faces (``ev["fid_reference"]`` split),
-    the real-vs-real floor, the face-detection rate.  ``reference_cache``: the ``fid_reference@faces`` stage's
+    the real-vs-real floor, the face-detection rate of the samples and (``face_rate_real``) of up to 500 held-out
+    real faces, the rate a perfect generator would score (OpenCV's cascade also fires on some blurry face-like
+    blobs, so read the rate beside FID).  ``reference_cache``: the ``fid_reference@faces`` stage's
     features (:mod:`genda.metrics.fid_reference`), used when they match this evaluation's extractor."""
     from genda.metrics.facedetect import face_detection_rate
     from genda.metrics.fidelity import choose_extractor, fidelity_with_floor
@@ -35,15 +37,14 @@ def evaluate_face_samples(folder: Path, ev: dict, out: Path | None = None,
         from genda.metrics.fid_reference import load_reference
 
         cached = load_reference(reference_cache, choice, len(gen), data=f"faces:{ev['fid_reference']}")
-    if cached:
-        ref, held_out = cached
-    else:
-        ref, held_out = face_reference(load_prepared(faces_path(), kind="faces"), ev["fid_reference"])
+    real_ref, real_held_out = face_reference(load_prepared(faces_path(), kind="faces"), ev["fid_reference"])
+    ref, held_out = cached if cached else (real_ref, real_held_out)
     kw = dict(extractor=choice, batch_size=ev["batch_size"], device=str(get_device()),
               kid_subset_size=max(2, min(ev["kid_subset_size"], len(gen), len(ref))))
     m = fidelity_with_floor(gen, ref, held_out, **kw)
     try:
         m.update(face_detection_rate(gen))
+        m["face_rate_real"] = face_detection_rate(real_held_out[:min(len(gen), 500)])["face_rate"]
     except ImportError as e:  # e.g. OpenCV 5 without the Haar cascade: record why, keep the other metrics
         m.update(face_rate=None, detector=f"unavailable: {e}")
     m["fid_reference"] = ev["fid_reference"]

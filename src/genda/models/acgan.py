@@ -52,7 +52,7 @@ class ACGANGenerator(nn.Module):
     """Label-conditioned generator ``G(z, y)``.
 
     ``h = Embed(y) * z`` (element-wise product, shape ``[B, z_dim]``) -> ``Linear`` ->
-    ``[B, 512, s, s]`` with ``s = img_size / 2^k`` (7 for 28, 4 for 64) -> BN -> ``k`` blocks of
+    ``[B, base, s, s]`` (``base = min(512, 8 ngf)``: 512 at the full-size ngf 64, 128 at ngf 16) with ``s = img_size / 2^k`` (7 for 28, 4 for 64) -> BN -> ``k`` blocks of
     (nearest Upsample x2, Conv 3x3, BN, ReLU) with channels ``ngf * 2^(k-1-i)`` (at most 512) ->
     Conv 3x3 to ``channels`` -> Tanh.
 
@@ -62,24 +62,26 @@ class ACGANGenerator(nn.Module):
         img_size: output side length (28, 32, 64, ...).
         channels: output channels.
         ngf: width of the last upsampling block.
+        base: channels of the first feature map (default ``min(512, 8 ngf)``; up to 2026-11-30 always 512).
 
     Shapes:
         z: ``[B, z_dim]``, labels: ``[B]`` long -> ``[B, channels, img_size, img_size]`` in ``[-1, 1]``.
     """
 
     def __init__(self, z_dim: int = 100, n_classes: int = 10, img_size: int = 28, channels: int = 3,
-                 ngf: int = 64):
+                 ngf: int = 64, base: int | None = None):
         super().__init__()
         if z_dim < 1 or n_classes < 1 or channels < 1 or ngf < 1:
             raise ConfigError(f"ACGAN generator: z_dim, n_classes, channels, ngf must be >= 1 "
                               f"(got {z_dim}, {n_classes}, {channels}, {ngf})")
         self.z_dim, self.n_classes, self.img_size, self.channels = z_dim, n_classes, img_size, channels
         self.init_size, n_up = _base_size(img_size)
+        self.base = base = base or min(512, 8 * ngf)
         self.label_emb = nn.Embedding(n_classes, z_dim)
-        self.fc = nn.Linear(z_dim, 512 * self.init_size ** 2)
-        self.bn0 = nn.BatchNorm2d(512)
+        self.fc = nn.Linear(z_dim, base * self.init_size ** 2)
+        self.bn0 = nn.BatchNorm2d(base)
         blocks: list[nn.Module] = []
-        in_ch = 512
+        in_ch = base
         for i in range(n_up):
             out_ch = min(512, ngf * 2 ** (n_up - 1 - i))
             blocks += [nn.Upsample(scale_factor=2, mode="nearest"),
@@ -96,7 +98,7 @@ class ACGANGenerator(nn.Module):
         if labels.shape != (z.shape[0],):
             raise ValueError(f"ACGANGenerator: labels must be [B={z.shape[0]}], got {tuple(labels.shape)}")
         h = self.label_emb(labels.long()) * z
-        h = self.fc(h).view(-1, 512, self.init_size, self.init_size)
+        h = self.fc(h).view(-1, self.base, self.init_size, self.init_size)
         return self.blocks(self.bn0(h))
 
 

@@ -19,6 +19,7 @@ Losses (B = batch mean, CE = cross-entropy, L_adv from :class:`genda.losses.gan.
 * ``acgan`` / ``attr_acgan`` (Odena et al., 2017), with ``(z, c~) ~ N(0, I) x U{0..K-1}``::
 
       L_D = L_adv_D(D_s(x), D_s(G(z, c~))) [+ λ_gp GP]  + λ_aux [CE(D_c(x), c) + CE(D_c(G(z, c~)), c~)]
+                                                          (the fake term only with ``aux_fake_d``, default true)
       L_G = L_adv_G(D_s(G(z, c~)))                      + λ_aux  CE(D_c(G(z, c~)), c~)
 
 * ``tag_cdcgan`` (GAN-CLS, Reed et al., 2016): ``L_D`` = :func:`~genda.models.cdcgan.matching_aware_d_loss`
@@ -153,7 +154,9 @@ class ACGANMethod(CondMethod):
             d_adv = self.loss.d_loss(adv_r, adv_f)
             if self.loss.needs_gradient_penalty:
                 d_adv = d_adv + cfg["gp_weight"] * gradient_penalty(lambda t: D(t)[0], real, fake, generator=self.gen)
-            d_aux = acgan_aux_loss(cls_r, y) + acgan_aux_loss(cls_f, fy)
+            d_aux = acgan_aux_loss(cls_r, y)
+            if cfg.get("aux_fake_d", True):
+                d_aux = d_aux + acgan_aux_loss(cls_f, fy)
             d_loss = d_adv + lam * d_aux
             _opt_step(self.opt_d, d_loss)
         n = batches[-1][0].shape[0]
