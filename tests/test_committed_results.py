@@ -117,3 +117,13 @@ def test_default_face_gans_a_and_b_learn_the_portrait():
     assert b["face_rate_real"] >= 0.95  # the framing: real held-out faces are found
     assert b["face_rate"] >= 0.5 and b["fid"] < 80.0, (b["face_rate"], b["fid"])
     assert b["fid"] > b["fid_real_floor"]
+
+
+def test_default_acgan_learns_digits():
+    """Issue 10: ACGAN's default recipe (real-only class loss, lr 5e-4, aux weight 3, 1200 steps; 3-seed A/Bs in
+    benchmarks/results/ab_acgan_embedded.json) draws digits the pipeline's classifier reads far above chance (10 %;
+    60 steps of the old recipe: 10.3 %). The issue's 90 % of the classifier (87 %) is not met and not claimed."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params["cond"]["aux_fake_d"] is False and params["cond_gens"]["acgan"]["steps"] >= 1200
+    m = json.loads((ROOT / "metrics/cond/acgan.json").read_text())
+    assert m["accuracy"] >= 0.6 and m["digit_fid"] < 50.0, (m["accuracy"], m["digit_fid"])  # 60-step recipe: 94.4
