@@ -87,9 +87,9 @@ def _cond_fields() -> dict:
         "d_steps": _pos_int(),
         "gp_weight": Spec(_NUM, min=0.0),
         "aux_weight": Spec(_NUM, min=0.0, help="weight of the auxiliary class cross-entropy"),
-        "aux_fake_d": Spec((bool,), required=False,
-                           help="acgan / attr_acgan: D's class loss also on fakes with their drawn labels (Odena "
-                                "et al.; default true) or on real images only (false)"),
+        "aux_fake_d": Spec((bool,),
+                           help="acgan / attr_acgan: D's class loss also on fakes with their drawn labels (true, Odena "
+                                "et al.) or on real images only (false)"),
         "attribute": Spec((str,), help="attr_acgan: the binary face attribute to condition on"),
         "embed_dim": _pos_int(),
         "tag_source": Spec((str,), choices=("faces", "synthetic"),
