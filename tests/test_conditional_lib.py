@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from genda.diffusion import DDPMScheduler, ddim_timesteps, sample_ddim, sample_ddpm
+from genda.diffusion import DDPMScheduler, EpsFromV, ddim_timesteps, sample_ddim, sample_ddpm
 from genda.errors import ConfigError, DataError
 from genda.models.acgan import ACGANDiscriminator, ACGANGenerator, acgan_aux_loss, attribute_pairs
 from genda.models.cdcgan import (TagDiscriminator, TagEncoder, TagGenerator, matching_aware_d_loss, one_hot_tags,
                                  random_wrong_tags, synthetic_tag_table, tag_grid)
 from genda.models.context_unet import ContextUnet
+from genda.models.film_unet import FiLMUnet, timestep_features
 
 
 @pytest.fixture(autouse=True)
@@ -287,6 +288,43 @@ def test_training_loss_oracle_is_zero_and_mask_rate():
         s.training_loss(zero, x0, labels, p_uncond=1.5)
 
 
+class _VOracle(_Oracle):
+    """Exact v for a known x0: v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0."""
+
+    def forward(self, x_t, t_norm, c, mask):
+        eps = super().forward(x_t, t_norm, c, mask)
+        t = torch.round(t_norm * self.s.T).long()
+        ab = self.s.alpha_bars[t].view(-1, *([1] * (x_t.dim() - 1)))
+        x0 = self.x0 if self.x0.dim() == x_t.dim() else self.x0.expand_as(x_t)
+        return ab.sqrt() * eps - (1 - ab).sqrt() * x0
+
+
+def test_v_prediction_roundtrip_loss_and_sampling():
+    s = DDPMScheduler(T=400)
+    x0, eps = torch.rand(6, 3, 4, 4) * 2 - 1, torch.randn(6, 3, 4, 4)
+    t = torch.tensor([1, 50, 100, 200, 300, 400])
+    x_t = s.add_noise(x0, eps, t)
+    v = s.velocity(x0, eps, t)
+    torch.testing.assert_close(s.eps_from_v(x_t, v, t), eps, atol=1e-5, rtol=1e-5)
+    # hand value at t = 400: v = sqrt(abar) eps - sqrt(1 - abar) x0
+    ab = s.alpha_bars[400]
+    torch.testing.assert_close(v[-1], ab.sqrt() * eps[-1] - (1 - ab).sqrt() * x0[-1])
+    # the v oracle has zero v-loss, and the eps oracle does not (the targets differ)
+    big = torch.rand(500, 3, 4, 4) * 2 - 1
+    labels = torch.randint(0, 10, (500,))
+    kw = dict(generator=torch.Generator().manual_seed(0), prediction="v")
+    assert s.training_loss(_VOracle(s, big), big, labels, **kw).item() < 1e-8
+    assert s.training_loss(_Oracle(s, big), big, labels, **dict(kw, generator=torch.Generator().manual_seed(0))) \
+        .item() > 0.1
+    with pytest.raises(ConfigError, match="prediction"):
+        s.training_loss(_VOracle(s, big), big, labels, prediction="x0")
+    # wrapped by EpsFromV, a v network drives the eps samplers to the point mass
+    c = _point_mass()
+    x, _ = sample_ddim(EpsFromV(_VOracle(s, c), s), s, torch.zeros(3, dtype=torch.long), steps=10,
+                       generator=torch.Generator().manual_seed(0), img_shape=c.shape[1:])
+    assert (x - c).abs().max().item() < 1e-3
+
+
 def test_training_loss_reproducible_with_generator():
     s = DDPMScheduler(T=50)
     net = ContextUnet(in_channels=1, n_feat=8, n_classes=3, img_size=8)
@@ -389,9 +427,40 @@ def test_samplers_reproducible_with_contextunet():
         assert torch.equal(x1, x2) and not torch.equal(x1, x3)
 
 
-# --------------------------------------------------------------------------- ContextUnet
-def test_context_unet_shape_and_context_mask():
-    net = ContextUnet(in_channels=3, n_feat=16, n_classes=10, img_size=28).eval()
+# --------------------------------------------------------------------------- ContextUnet, FiLMUnet
+def _unzeroed(net: nn.Module) -> nn.Module:
+    """FiLMUnet starts at eps = 0 (zero-initialised last convolutions); give those weights small values."""
+    with torch.no_grad():
+        for p in net.parameters():
+            if not p.abs().sum():
+                p.normal_(0.0, 0.05)
+    return net
+
+
+def test_film_unet_starts_at_zero_and_folds_pixels():
+    net = FiLMUnet(in_channels=3, n_feat=16, n_classes=10, img_size=28).eval()
+    x = torch.randn(2, 3, 28, 28)
+    out = net(x, torch.tensor([0.2, 0.9]), torch.tensor([1, 2]), None)
+    assert out.shape == x.shape and out.abs().max().item() == 0.0  # every block starts as the identity
+    # every convolution runs at 14x14 or 7x7: none sees the 28x28 grid
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[-1]))
+             for m in net.modules() if isinstance(m, nn.Conv2d)]
+    net(x, torch.tensor([0.2, 0.9]), torch.tensor([1, 2]))
+    for h in hooks:
+        h.remove()
+    assert seen and set(seen) <= {14, 7}
+    f = timestep_features(torch.tensor([0.0, 0.5]), 8)
+    torch.testing.assert_close(f[0], torch.tensor([1.0] * 4 + [0.0] * 4))  # cos(0) = 1, sin(0) = 0
+    with pytest.raises(ConfigError):
+        FiLMUnet(n_feat=12)
+    with pytest.raises(ConfigError):
+        FiLMUnet(img_size=30)
+
+
+@pytest.mark.parametrize("cls", [ContextUnet, FiLMUnet])
+def test_context_unet_shape_and_context_mask(cls):
+    net = _unzeroed(cls(in_channels=3, n_feat=16, n_classes=10, img_size=28)).eval()
     x = torch.randn(4, 3, 28, 28)
     t = torch.full((4,), 0.5)
     c1, c2 = torch.tensor([0, 1, 2, 3]), torch.tensor([9, 8, 7, 6])
@@ -407,13 +476,14 @@ def test_context_unet_shape_and_context_mask():
     torch.testing.assert_close(o1[0], o2[0])
     assert (o1[1] - o2[1]).abs().max() > 1e-5
     with pytest.raises(ConfigError):
-        ContextUnet(n_feat=12)
+        cls(n_feat=12)
 
 
-def test_context_unet_loss_decreases_on_toy_data():
+@pytest.mark.parametrize("cls", [ContextUnet, FiLMUnet])
+def test_context_unet_loss_decreases_on_toy_data(cls):
     torch.manual_seed(0)
     s = DDPMScheduler(T=50)
-    net = ContextUnet(in_channels=1, n_feat=8, n_classes=2, img_size=8)
+    net = cls(in_channels=1, n_feat=8, n_classes=2, img_size=8)
     y = torch.tensor([0, 1] * 8)
     x0 = torch.where(y.view(-1, 1, 1, 1) == 0, -0.8, 0.8) * torch.ones(16, 1, 8, 8)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)

@@ -97,6 +97,11 @@ def _cond_fields() -> dict:
         "synthetic_tag_dims": ListOf(Spec(_INT, min=2), min_len=1),
         # DDPM
         "lr": Spec(_NUM, min=0.0, help="ddpm: Adam learning rate"),
+        "denoiser": Spec((str,), choices=("context_unet", "film_unet"),
+                         help="ddpm noise network: context_unet (the seed's ContextUnet) | film_unet (CPU-lean U-Net, "
+                              "conditioning in every block)"),
+        "prediction": Spec((str,), choices=("eps", "v"),
+                           help="ddpm training target: eps (Ho et al., the seed's) | v (velocity, Salimans & Ho 2022)"),
         "n_feat": Spec(_INT, min=8),
         "T": Spec(_INT, min=2),
         "beta_start": Spec(_NUM, min=0.0, max=1.0),

@@ -198,9 +198,11 @@ class DDPMMethod(CondMethod):
     def __init__(self, cfg, meta, device, generator, train=True):
         from genda.diffusion import DDPMScheduler
         from genda.models.context_unet import ContextUnet
+        from genda.models.film_unet import FiLMUnet
 
         super().__init__(cfg, meta, device, generator, train)
-        self.net = ContextUnet(meta["channels"], cfg["n_feat"], meta["n_classes"], meta["img_size"]).to(device)
+        net_cls = {"context_unet": ContextUnet, "film_unet": FiLMUnet}[cfg["denoiser"]]
+        self.net = net_cls(meta["channels"], cfg["n_feat"], meta["n_classes"], meta["img_size"]).to(device)
         self.sched = DDPMScheduler(cfg["T"], cfg["beta_start"], cfg["beta_end"], device=device)
         self.opt = self.sch = None
         if train:
@@ -220,7 +222,8 @@ class DDPMMethod(CondMethod):
     def training_step(self, batches, step):
         self.net.train()
         (x0, y), = batches
-        loss = self.sched.training_loss(self.net, x0, y, p_uncond=self.cfg["p_uncond"], generator=self.gen)
+        loss = self.sched.training_loss(self.net, x0, y, p_uncond=self.cfg["p_uncond"], generator=self.gen,
+                                        prediction=self.cfg["prediction"])
         _opt_step(self.opt, loss)
         if self.ema:
             self.ema.update(self.net)
@@ -232,11 +235,12 @@ class DDPMMethod(CondMethod):
     @torch.no_grad()
     def sample(self, cond, generator, sample_cfg=None, keep_steps: list[int] | None = None, return_steps=False):
         """Guided samples of labels ``cond [B]``; with ``return_steps`` also ``{t: x_t}`` of ``keep_steps``."""
-        from genda.diffusion import sample_ddim, sample_ddpm
+        from genda.diffusion import EpsFromV, sample_ddim, sample_ddpm
 
         s = sample_cfg or {"sampler": "ddim", "ddim_steps": min(50, self.cfg["T"]), "ddim_eta": 0.0, "guide_w": 2.0}
         shape = (self.meta["channels"], self.meta["img_size"], self.meta["img_size"])
         with sampling_mode(self.sampling_net(), s.get("bn_mode", "eval")) as net:
+            net = EpsFromV(net, self.sched) if self.cfg["prediction"] == "v" else net
             labels = cond.to(self.device)
             if s["sampler"] == "ddim":
                 x, inter = sample_ddim(net, self.sched, labels, steps=s["ddim_steps"], eta=s["ddim_eta"],
