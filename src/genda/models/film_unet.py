@@ -73,7 +73,8 @@ class _Attention(nn.Module):
 
     def __init__(self, ch: int):
         super().__init__()
-        self.norm, self.qkv, self.proj = nn.GroupNorm(_GROUPS, ch), nn.Conv2d(ch, 3 * ch, 1), _zero(nn.Conv2d(ch, ch, 1))
+        self.norm, self.qkv = nn.GroupNorm(_GROUPS, ch), nn.Conv2d(ch, 3 * ch, 1)
+        self.proj = _zero(nn.Conv2d(ch, ch, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape
@@ -113,7 +114,8 @@ class FiLMUnet(nn.Module):
         self.down1 = FiLMResBlock(f, f, e)
         self.pool = nn.Conv2d(f, f, 3, 2, 1)
         self.down2 = FiLMResBlock(f, 2 * f, e)
-        self.mid1, self.attn, self.mid2 = FiLMResBlock(2 * f, 2 * f, e), _Attention(2 * f), FiLMResBlock(2 * f, 2 * f, e)
+        self.mid1, self.attn = FiLMResBlock(2 * f, 2 * f, e), _Attention(2 * f)
+        self.mid2 = FiLMResBlock(2 * f, 2 * f, e)
         self.up2 = FiLMResBlock(4 * f, 2 * f, e)
         self.upsample = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(2 * f, 2 * f, 3, 1, 1))
         self.up1 = FiLMResBlock(3 * f, f, e)

@@ -193,7 +193,8 @@ class ACGANMethod(CondMethod):
 
 # --------------------------------------------------------------------------- DDPM (seed 002)
 class DDPMMethod(CondMethod):
-    """Conditional DDPM: :class:`~genda.models.context_unet.ContextUnet` + linear-β scheduler, Adam."""
+    """Conditional DDPM: :class:`~genda.models.context_unet.ContextUnet` or :class:`~genda.models.film_unet.FiLMUnet`
+    (``cfg["denoiser"]``) predicting ``eps`` or ``v`` (``cfg["prediction"]``) + linear-β scheduler, Adam."""
 
     def __init__(self, cfg, meta, device, generator, train=True):
         from genda.diffusion import DDPMScheduler
