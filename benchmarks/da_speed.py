@@ -11,12 +11,14 @@ number of steps on the same prepared data, then report seconds per source epoch 
 
     python benchmarks/da_speed.py --pair mnistm-usps --epochs 1            # on data/prepared (run `dvc repro prepare` first)
     python benchmarks/da_speed.py --pair mnistm-usps --epochs 1 --out benchmarks/results/da_speed_cpu.json
+    python benchmarks/da_speed.py --pair mnistm-usps --epochs 0.3 --channels-last   # genda as the default runs it
 """
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def run_conventional(src, tgt, steps, batch, lr, device, workers, jitter, seed=0
     return secs, acc
 
 
-def run_genda(src, tgt, steps, batch, lr, device, jitter, seed=0, tmp=Path("/tmp/genda_bench")):
+def run_genda(src, tgt, steps, batch, lr, device, jitter, seed=0, tmp=Path("/tmp/genda_bench"), compute=None):
     import shutil
 
     from genda.train.da import predict, train_da, load_da_model
@@ -92,7 +94,7 @@ def run_genda(src, tgt, steps, batch, lr, device, jitter, seed=0, tmp=Path("/tmp
           "checkpoint_every": 10 ** 9, "log_every": 10 ** 9}
     t0 = time.perf_counter()
     train_da("dann", {}, da, src, tgt, seed=seed, device=device, ckpt_dir=tmp / "ck", out_model=tmp / "m.pt",
-             progress=False)
+             progress=False, compute=compute)
     if device.type == "cuda":
         torch.cuda.synchronize()
     secs = time.perf_counter() - t0
@@ -110,6 +112,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--jitter", type=float, default=0.3)
     ap.add_argument("--prepared", default="data/prepared")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="genda with compute.channels_last (the default since 2026-12-01); the conventional loop "
+                         "stays NCHW, as the references run")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     from genda.data.store import load_prepared
@@ -121,9 +126,13 @@ def main() -> None:
     tgt = load_prepared(Path(a.prepared) / "digits" / f"{t}.pt")
     steps = max(1, int(a.epochs * len(src["y_train"]) // a.batch))
     per_epoch = len(src["y_train"]) // a.batch
-    g_secs, g_acc = run_genda(src, tgt, steps, a.batch, a.lr, device, a.jitter)
+    compute = {"precision": "fp32", "channels_last": a.channels_last}
+    g_secs, g_acc = run_genda(src, tgt, steps, a.batch, a.lr, device, a.jitter, compute=compute)
     c_secs, c_acc = run_conventional(src, tgt, steps, a.batch, a.lr, device, a.workers, a.jitter)
-    res = {"pair": a.pair, "steps": steps, "batch": a.batch, "device": str(device),
+    from genda.runtime import environment
+
+    res = {"pair": a.pair, "steps": steps, "batch": a.batch, "device": str(device), "genda_compute": compute,
+           "command": "python benchmarks/da_speed.py " + " ".join(sys.argv[1:]), "env": environment("fp32"),
            "machine": f"{platform.node()} {platform.processor() or platform.machine()} "
                       f"{torch.get_num_threads()} threads" + (f" {torch.cuda.get_device_name()}" if device.type == "cuda" else ""),
            "n_source_train": len(src["y_train"]), "workers_conventional": a.workers,

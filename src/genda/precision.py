@@ -2,10 +2,12 @@
 
 * ``precision``: ``fp32`` | ``bf16`` | ``auto``. ``bf16`` runs forward passes and losses under
   :func:`torch.autocast` with ``torch.bfloat16`` (weights, optimiser state and the backward's accumulation stay
-  fp32: mixed precision, no loss scaling needed for bf16). ``auto`` is ``bf16`` where the hardware does bf16
-  natively -- a CUDA GPU with bf16, or a CPU with AMX-BF16 or AVX-512 BF16 -- and ``fp32`` elsewhere (on an
-  AVX2-only CPU bf16 is emulated: a DANN step of batch 64+64 took 1.76 s in bf16 against 0.21-0.25 s in fp32 on
-  one thread of an AMD EPYC, ``benchmarks/results/precision_avx2.json``).
+  fp32: mixed precision, no loss scaling needed for bf16). ``auto`` is ``bf16`` where the hardware runs bf16
+  matrix math faster than fp32 -- a CUDA GPU with bf16, or a CPU with AMX-BF16 -- and ``fp32`` elsewhere.  On an AVX2-only CPU bf16 is emulated: a DANN step of batch
+  64+64 took 1.76 s in bf16 against 0.21-0.25 s in fp32 on one thread of an AMD EPYC
+  (``benchmarks/results/precision_avx2.json``).  AVX-512 BF16 without AMX is native but no faster: on such a
+  Xeon bf16 gave 0.79-0.94x fp32's images/s for DANN, DCGAN, ACGAN and the DDPM FiLMUnet
+  (``benchmarks/results/precision_speed_xeon_avx512bf16.json``), so ``auto`` keeps fp32 there.
 * ``channels_last``: convolution weights and image batches in NHWC memory order, which oneDNN (CPU) and cuDNN
   (tensor cores) run faster; the numbers are the same up to summation order.
 
@@ -26,13 +28,13 @@ _active = "fp32"
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively (CUDA with bf16; CPU flags ``amx_bf16`` or ``avx512_bf16``)."""
+    """Whether bf16 pays on ``device``: CUDA with bf16, or a CPU with ``amx_bf16`` (AVX-512 BF16 alone: no gain)."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     from genda.runtime import cpu_info
 
     isa = cpu_info()["cpu_isa"].split()
-    return "amx_bf16" in isa or "avx512_bf16" in isa
+    return "amx_bf16" in isa
 
 
 def resolve(precision: str, device: torch.device) -> str:

@@ -1,0 +1,159 @@
+"""Benchmark: training-step speed and peak memory of every network family under ``compute`` (issue 10, item 3).
+
+For each model and each arm ``precision x memory format`` (fp32 / bf16 autocast, NCHW / channels_last), one fresh
+process builds the network exactly as the trainer does and times its training step on synthetic batches
+(speed does not depend on the pixels; genda's loops add nothing measurable over a bare step:
+``benchmarks/results/loop_overhead_dann_cpu.json``):
+
+* ``dann``: ``genda.da.methods`` DANN, batch B source + B target, SGD (``training_step`` = class + domain loss).
+* ``dcgan64`` / ``dcgan64_ngf32``: DCGAN G and D on 64x64 faces (``genda.train.gan`` builders), one BCE D step
+  and one G step, Adam, batch B.
+* ``acgan``: the ``cond_gens.acgan`` method of params.yaml (``genda.train.cond_methods``), batch B.
+* ``ddpm``: the ``cond_gens.ddpm`` method of params.yaml (FiLMUnet + v-prediction, EMA), batch B.
+
+The process's peak resident memory (``ru_maxrss``) is recorded beside its images/s. One thread per process::
+
+    python benchmarks/precision_speed.py --batch 64 --steps 20 --out benchmarks/results/precision_speed_<cpu>.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("dann", "dcgan64", "dcgan64_ngf32", "acgan", "ddpm")
+
+
+def _step_fn(model: str, batch: int, compute):
+    """A closure running one training step of ``model`` (built as the trainer builds it) and its images/step."""
+    g = torch.Generator().manual_seed(0)
+    if model == "dann":
+        from genda.da.methods import build_method
+
+        m = compute.module(build_method("dann", n_classes=10).train())
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+        xs, xt = (compute.images(x) for x in torch.rand(2, batch, 3, 28, 28, generator=g) * 2 - 1)
+        ys = torch.randint(0, 10, (batch,), generator=g)
+
+        def step(i: int) -> None:
+            with compute.autocast():
+                loss, _ = m.training_step(xs, ys, xt, 0.5)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step, 2 * batch
+    if model.startswith("dcgan64"):
+        from genda.config import load_params
+        from genda.train.gan import build_discriminator, build_generator
+
+        cfg = {**load_params(ROOT / "params.yaml", check_paths=False)["gan"], "arch": "dcgan", "d_norm": "batch",
+               "spectral_norm": False}
+        cfg["ngf"] = cfg["ndf"] = 32 if model.endswith("ngf32") else 64
+        G, D = compute.module(build_generator(cfg)), compute.module(build_discriminator(cfg))
+        oG = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+        oD = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+        real = compute.images(torch.rand(batch, 3, 64, 64, generator=g) * 2 - 1)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        ones, zeros = torch.ones(batch), torch.zeros(batch)
+
+        def step(i: int) -> None:
+            z = torch.randn(batch, cfg["z_dim"], 1, 1, generator=g)
+            with compute.autocast():
+                fake = G(z)
+                ld = bce(D(real).float().view(-1), ones) + bce(D(fake.detach()).float().view(-1), zeros)
+            oD.zero_grad(set_to_none=True)
+            ld.backward()
+            oD.step()
+            with compute.autocast():
+                lg = bce(D(fake).float().view(-1), ones)
+            oG.zero_grad(set_to_none=True)
+            lg.backward()
+            oG.step()
+        return step, batch
+    from genda.config import load_params
+    from genda.config_cond import cond_config
+    from genda.train.cond_methods import build_method
+
+    cfg = {**cond_config(load_params(ROOT / "params.yaml", check_paths=False), model), "batch_size": batch}
+    meta = {"kind": "digits", "n_classes": 10, "img_size": 28, "channels": 3, "method": model}
+    method = build_method(cfg, meta, torch.device("cpu"), g, train=True)
+    for mod in method._modules().values():
+        if mod is not None:
+            compute.module(mod)
+    x = compute.images(torch.rand(batch * method.batches_per_step, 3, 28, 28, generator=g) * 2 - 1)
+    c = torch.randint(0, 10, (len(x),), generator=g)
+    batches = [(x[j * batch:(j + 1) * batch], c[j * batch:(j + 1) * batch]) for j in range(method.batches_per_step)]
+
+    def step(i: int) -> None:
+        with compute.autocast():
+            method.training_step(batches, i)
+    return step, batch * method.batches_per_step
+
+
+def measure(model: str, precision: str, channels_last: bool, batch: int, steps: int, warmup: int) -> dict:
+    """Time ``steps`` training steps after ``warmup`` in this process."""
+    from genda.precision import Compute
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    compute = Compute({"precision": precision, "channels_last": channels_last}, torch.device("cpu"))
+    step, n_img = _step_fn(model, batch, compute)
+    for i in range(warmup):
+        step(i)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(warmup + i)
+    dt = (time.perf_counter() - t0) / steps
+    return {"model": model, "precision": compute.precision, "channels_last": channels_last,
+            "ms_per_step": round(1000 * dt, 1), "img_per_s": round(n_img / dt, 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--note", default="")
+    ap.add_argument("--one", nargs=3, metavar=("MODEL", "PRECISION", "CHANNELS_LAST"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.one:
+        print(json.dumps(measure(a.one[0], a.one[1], a.one[2] == "1", a.batch, a.steps, a.warmup)))
+        return
+    from genda.runtime import environment
+
+    torch.set_num_threads(1)  # as in each measuring process (recorded in env)
+    rows = []
+    for model in a.models:
+        for precision in ("fp32", "bf16"):
+            for cl in (0, 1):
+                out = subprocess.run([sys.executable, __file__, "--one", model, precision, str(cl), "--batch",
+                                      str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup)],
+                                     check=True, capture_output=True, text=True).stdout
+                rows.append(json.loads(out.strip().splitlines()[-1]))
+                print(json.dumps(rows[-1]), flush=True)
+    ratios = {}
+    for model in a.models:
+        r = {(x["precision"], x["channels_last"]): x["img_per_s"] for x in rows if x["model"] == model}
+        base = r[("fp32", False)]
+        ratios[model] = {"bf16": round(r[("bf16", False)] / base, 2), "channels_last": round(r[("fp32", True)] / base, 2),
+                         "bf16_channels_last": round(r[("bf16", True)] / base, 2)}
+    res = {"what": __doc__.split("\n\n")[0], "batch": a.batch, "steps": a.steps, "threads": 1,
+           "command": "python benchmarks/precision_speed.py " + " ".join(sys.argv[1:]),
+           "env": environment(), "rows": rows, "speedup_vs_fp32_nchw": ratios, "note": a.note}
+    print(json.dumps(ratios, indent=1))
+    if a.out:
+        a.out.write_text(json.dumps(res, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
