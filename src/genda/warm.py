@@ -137,25 +137,36 @@ def handoff(script: str | None = None) -> None:
         return
     path = socket_path()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ignored = [int(sig) for sig in _FORWARDED if signal.getsignal(sig) == signal.SIG_IGN]
+    # The worker may start (and print) before its pid reaches us: a signal in that window is held, then
+    # forwarded, instead of interrupting this client half-way (an ignored signal stays ignored, as for a
+    # process run here).
+    pending: list[int] = []
+    previous = {sig: signal.signal(sig, lambda s, f: pending.append(s))
+                for sig in _FORWARDED if int(sig) not in ignored}
     try:
         sock.connect(path)
         sys.stdout.flush(); sys.stderr.flush()
-        ignored = [int(sig) for sig in _FORWARDED if signal.getsignal(sig) == signal.SIG_IGN]
         req = json.dumps({"script": script, "argv": [script, *sys.argv[1:]], "cwd": os.getcwd(),
                           "env": dict(os.environ), "ignored_signals": ignored}).encode()
         socket.send_fds(sock, [struct.pack("!I", len(req)) + req], [0, 1, 2])
         pid = _recv(sock)["pid"]
     except (OSError, EOFError, ValueError, KeyError):
         sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in pending:  # delivered again, now to this process as it would have been
+            os.kill(os.getpid(), sig)
         try:
             _start_server(path)
         except OSError:
             pass
         return
     forward = lambda sig, frame: os.kill(pid, sig)  # noqa: E731
-    for sig in _FORWARDED:
-        if int(sig) not in ignored:  # an ignored signal stays ignored, as for a process run here
-            signal.signal(sig, forward)
+    for sig in previous:
+        signal.signal(sig, forward)
+    for sig in pending:
+        os.kill(pid, sig)
     try:
         code = _recv(sock)["status"]
     except (OSError, EOFError, ValueError, KeyError):
