@@ -5,13 +5,17 @@ number of steps on the same prepared data, then report seconds per source epoch 
 
 * conventional: a torch Dataset that turns each uint8 image into a PIL image and applies torchvision
   transforms (ColorJitter, ToTensor, Normalize) — the way the course references do it — fed through a
-  DataLoader (shuffle, drop_last, `--workers` worker processes).
+  DataLoader (shuffle, drop_last, `--workers` worker processes), NCHW fp32. ``--conventional reference``
+  (default) trains as the common PyTorch DANN port does: a source pass and a separate target pass, class and
+  domain losses as NLL on log-softmax, Adam (lr 1e-3); ``joint_sgd`` runs genda's own step (one joint
+  source+target pass, cross-entropy, SGD with genda's lr annealing) in that loop, to isolate the data path.
 * genda: whole splits on the device as uint8, batches by indexing, ColorJitter-like jitter in batch on the
   device (src/genda/train/da.py).
 
     python benchmarks/da_speed.py --pair mnistm-usps --epochs 1            # on data/prepared (run `dvc repro prepare` first)
     python benchmarks/da_speed.py --pair mnistm-usps --epochs 1 --out benchmarks/results/da_speed_cpu.json
     python benchmarks/da_speed.py --pair mnistm-usps --epochs 0.3 --channels-last   # genda as the default runs it
+    python benchmarks/da_speed.py --pair mnistm-usps --epochs 0.3 --channels-last --precision auto
 """
 from __future__ import annotations
 
@@ -50,13 +54,30 @@ def conventional_loader(x: torch.Tensor, y: torch.Tensor, batch: int, seed: int,
                       persistent_workers=workers > 0)
 
 
-def run_conventional(src, tgt, steps, batch, lr, device, workers, jitter, seed=0):
+def reference_step(model, xs, ys, xt, p: float) -> torch.Tensor:
+    """One iteration of the common PyTorch DANN port on genda's DANN network: separate source and target
+    passes, each through the gradient reversal into the domain head; NLL on log-softmax for every loss, summed."""
+    import torch.nn.functional as F
+
+    lam = model.lambd(p)
+    head, grl = model.domain_adv.domain_discriminator, model.domain_adv.grl
+    fs = model.net.features(xs)
+    cls = F.nll_loss(F.log_softmax(model.net.classifier(fs), dim=1), ys)
+    dom_s = F.nll_loss(F.log_softmax(head(grl(fs, lam)), dim=1), torch.zeros_like(ys))
+    ft = model.net.features(xt)
+    dom_t = F.nll_loss(F.log_softmax(head(grl(ft, lam)), dim=1), torch.ones(len(xt), dtype=torch.long,
+                                                                             device=xt.device))
+    return cls + dom_s + dom_t
+
+
+def run_conventional(src, tgt, steps, batch, lr, device, workers, jitter, seed=0, style="reference"):
     from genda.da.methods import build_method
     from genda.train.da import annealed, predict
 
     torch.manual_seed(seed)
     model = build_method("dann", n_classes=10).to(device)
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-3) if style == "reference" else torch.optim.SGD(params, lr=lr, momentum=0.9)
     ls = conventional_loader(src["x_train"], src["y_train"], batch, seed, workers, jitter)
     lt = conventional_loader(tgt["x_train"], tgt["y_train"], batch, seed + 1, workers, jitter)
     it_s, it_t = iter(ls), iter(lt)
@@ -71,10 +92,13 @@ def run_conventional(src, tgt, steps, batch, lr, device, workers, jitter, seed=0
         except StopIteration:
             it_t = iter(lt); xt, _ = next(it_t)
         p = step / max(1, steps - 1)
-        for gr in opt.param_groups:
-            gr["lr"] = annealed(lr, p, 10.0, 0.75)
         model.train()
-        loss, _ = model.training_step(xs.to(device), ys.to(device), xt.to(device), p)
+        if style == "reference":
+            loss = reference_step(model, xs.to(device), ys.to(device), xt.to(device), p)
+        else:
+            for gr in opt.param_groups:
+                gr["lr"] = annealed(lr, p, 10.0, 0.75)
+            loss, _ = model.training_step(xs.to(device), ys.to(device), xt.to(device), p)
         opt.zero_grad(); loss.backward(); opt.step(); model.after_optimizer_step()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -115,6 +139,11 @@ def main() -> None:
     ap.add_argument("--channels-last", action="store_true",
                     help="genda with compute.channels_last (the default since 2026-12-01); the conventional loop "
                          "stays NCHW, as the references run")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                    help="genda's compute.precision (auto: bf16 where it pays, src/genda/precision.py); the "
+                         "conventional loop stays fp32, as the references run")
+    ap.add_argument("--conventional", default="reference", choices=("reference", "joint_sgd"),
+                    help="the conventional loop's step (see the module docstring)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     from genda.data.store import load_prepared
@@ -126,16 +155,20 @@ def main() -> None:
     tgt = load_prepared(Path(a.prepared) / "digits" / f"{t}.pt")
     steps = max(1, int(a.epochs * len(src["y_train"]) // a.batch))
     per_epoch = len(src["y_train"]) // a.batch
-    compute = {"precision": "fp32", "channels_last": a.channels_last}
+    compute = {"precision": a.precision, "channels_last": a.channels_last}
     g_secs, g_acc = run_genda(src, tgt, steps, a.batch, a.lr, device, a.jitter, compute=compute)
-    c_secs, c_acc = run_conventional(src, tgt, steps, a.batch, a.lr, device, a.workers, a.jitter)
+    from genda.precision import active
     from genda.runtime import environment
 
-    res = {"pair": a.pair, "steps": steps, "batch": a.batch, "device": str(device), "genda_compute": compute,
-           "command": "python benchmarks/da_speed.py " + " ".join(sys.argv[1:]), "env": environment("fp32"),
+    genda_precision = active()  # what train_da resolved compute.precision to
+    c_secs, c_acc = run_conventional(src, tgt, steps, a.batch, a.lr, device, a.workers, a.jitter,
+                                     style=a.conventional)
+
+    res = {"pair": a.pair, "steps": steps, "batch": a.batch, "device": str(device), "genda_compute": {**compute, "precision_used": genda_precision},
+           "command": "python benchmarks/da_speed.py " + " ".join(sys.argv[1:]), "env": environment(genda_precision),
            "machine": f"{platform.node()} {platform.processor() or platform.machine()} "
                       f"{torch.get_num_threads()} threads" + (f" {torch.cuda.get_device_name()}" if device.type == "cuda" else ""),
-           "n_source_train": len(src["y_train"]), "workers_conventional": a.workers,
+           "n_source_train": len(src["y_train"]), "workers_conventional": a.workers, "conventional": a.conventional,
            "genda_sec_per_epoch": g_secs / steps * per_epoch, "conventional_sec_per_epoch": c_secs / steps * per_epoch,
            "speedup": c_secs / g_secs, "genda_target_acc": g_acc, "conventional_target_acc": c_acc}
     print(json.dumps(res, indent=2))

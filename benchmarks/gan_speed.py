@@ -9,7 +9,7 @@ Both train the same networks (genda's DCGAN G and D, ``ngf = ndf = --width``, 64
   processes, NCHW fp32;
 * genda: :func:`genda.train.gan.train_gan` (what ``stages/train_gan.py`` runs) on the faces decoded once into a
   uint8 tensor by :func:`genda.data.sources.load_faces` (the ``prepare`` stage's loader; its one-off time is
-  reported apart), with ``compute`` = the default params' (fp32, channels_last).
+  reported apart), with ``compute`` = the default params' (channels_last; ``--precision`` overrides theirs).
 
     python benchmarks/gan_speed.py --faces ../shared/data/faces/celeba_10k.tar --out benchmarks/results/gan_speed_cpu.json
 """
@@ -101,6 +101,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--precision", choices=("fp32", "bf16", "auto"),
+                    help="genda's compute.precision (default: params.yaml's); the conventional loop stays fp32")
     ap.add_argument("--note", default="")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -111,6 +113,7 @@ def main() -> None:
     if not a.faces.exists():
         sys.exit(f"gan_speed: {a.faces} not found (the CelebA tarball of ../shared/data)")
     compute = load_params(ROOT / "params.yaml", check_paths=False)["compute"]
+    compute = {**compute, "precision": a.precision or compute["precision"]}
     cfg = gan_cfg(a.width, a.batch, a.steps)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -120,13 +123,16 @@ def main() -> None:
         with tarfile.open(a.faces) as tf:
             tf.extractall(tmp / "jpg", filter="data")  # ImageFolder: root/<class>/*.jpg (celebA/*.jpg)
         g = genda_loop(x, cfg, a.steps, a.warmup, compute, tmp)
+        from genda.precision import active
+
+        compute["precision_used"] = active()
         c = conventional(tmp / "jpg", cfg, a.steps, a.warmup, a.workers)
     res = {"what": __doc__.split("\n\n")[0], "width": a.width, "batch": a.batch, "steps": a.steps,
            "threads": a.threads, "workers_conventional": a.workers, "genda_compute": compute,
            "n_train_faces": len(x), "genda_prepare_once_s": round(prepare_s, 1),
            "genda_s_per_iter": round(g / a.steps, 3), "conventional_s_per_iter": round(c / a.steps, 3),
            "speedup": round(c / g, 2), "command": "python benchmarks/gan_speed.py " + " ".join(sys.argv[1:]),
-           "env": environment("fp32"), "note": a.note}
+           "env": environment(compute["precision_used"]), "note": a.note}
     print(json.dumps(res, indent=1))
     if a.out:
         a.out.write_text(json.dumps(res, indent=1) + "\n")

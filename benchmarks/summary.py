@@ -89,13 +89,16 @@ def table(summary: dict) -> str:
     for key, e in summary.items():
         v = e["value"]
         pct = isinstance(v, float) and v <= 1.0
-        val = f"{100 * v:.1f} %" if pct else f"{v}"
+        t = e.get("target")
+        near = pct and t is not None and v < t and f"{100 * v:.1f}" == f"{100 * t:.1f}"  # 96.98 is not 97.0
+        val = f"{100 * v:.{2 if near else 1}f} %" if pct else f"{v}"
         if e.get("std") is not None and e.get("n_seeds", 1) > 1:
             val += f" ± {100 * e['std']:.1f}" if pct else f" ± {e['std']}"
-            val += f" ({e['n_seeds']} {'sampling ' if str(e.get('seeds_are', '')).startswith('sampling') else ''}seeds)"
+            kind = str(e.get("seeds_are", ""))
+            word = "sampling seeds" if kind.startswith("sampling") else "runs" if kind.startswith("runs") else "seeds"
+            val += f" ({e['n_seeds']} {word})"
         if e.get("usps_frame"):
             val += f", USPS `{e['usps_frame']}`"
-        t = e.get("target")
         tgt = "–" if t is None else (f"≥ {100 * t:.0f} %" if isinstance(t, float) and t <= 1 else f"{t}")
         met = "" if t is None else (" ✓" if v >= t else " ✗")
         lines.append(f"| `{key}` | {val}{met} | {tgt} | {REFERENCE.get(key.split('@')[0], '–')} | "

@@ -2,12 +2,24 @@
 
 * ``precision``: ``fp32`` | ``bf16`` | ``auto``. ``bf16`` runs forward passes and losses under
   :func:`torch.autocast` with ``torch.bfloat16`` (weights, optimiser state and the backward's accumulation stay
-  fp32: mixed precision, no loss scaling needed for bf16). ``auto`` is ``bf16`` where the hardware runs bf16
-  matrix math faster than fp32 -- a CUDA GPU with bf16, or a CPU with AMX-BF16 -- and ``fp32`` elsewhere.  On an AVX2-only CPU bf16 is emulated: a DANN step of batch
-  64+64 took 1.76 s in bf16 against 0.21-0.25 s in fp32 on one thread of an AMD EPYC
-  (``benchmarks/results/precision_avx2.json``).  AVX-512 BF16 without AMX is native but no faster: on such a
-  Xeon bf16 gave 0.79-0.94x fp32's images/s for DANN, DCGAN, ACGAN and the DDPM FiLMUnet
-  (``benchmarks/results/precision_speed_xeon_avx512bf16.json``), so ``auto`` keeps fp32 there.
+  fp32: mixed precision, no loss scaling needed for bf16). ``auto`` is ``bf16`` where bf16 matrix math was
+  measured faster than fp32 (:func:`bf16_pays`) and ``fp32`` elsewhere. Measured one thread per process,
+  ``benchmarks/precision_speed.py``:
+
+  - AVX2-only CPU: bf16 is emulated, a DANN step of batch 64+64 took 1.76 s against 0.21-0.25 s in fp32 on an
+    AMD EPYC (``benchmarks/results/precision_avx2.json``) -> fp32.
+  - Intel Xeon with AVX-512 BF16 but no AMX: native, yet 0.79-0.94x fp32's images/s for DANN, DCGAN, ACGAN and
+    the DDPM FiLMUnet (``benchmarks/results/precision_speed_xeon_avx512bf16.json``) -> fp32.
+  - AMD EPYC (Zen 5, family 26) with AVX-512 BF16: 1.36-1.75x fp32's images/s in NCHW, 1.88-2.52x with
+    channels_last for DANN, DCGAN and ACGAN (the DDPM FiLMUnet 1.36x NCHW, 0.98x channels_last)
+    (``benchmarks/results/precision_speed_amd_zen5_avx512bf16.json``) -> bf16; AMD's earlier AVX-512 BF16
+    cores (Zen 4) are taken to behave alike (not measured here).
+  - Intel with AMX-BF16 (matrix tiles) and CUDA GPUs with bf16: bf16 (their bf16 units are the point).
+
+  Quality on real data (the Zen 5 machine): DANN MNIST-M -> USPS fp32 84.8 +- 1.3 %, bf16 84.7 +- 2.1 % (6 seeds,
+  ``benchmarks/results/ab_precision_dann_mnistm_usps_cpu.json``), but the CelebA face GAN Method B (noisy labels,
+  h-flip, EMA of G) FID 3.8-5.7 in fp32 against 9.2-17.4 in bf16 (3 seeds each,
+  ``benchmarks/results/ab_precision_faces_celeba_cpu.json``): hence params.yaml keeps ``fp32``.
 * ``channels_last``: convolution weights and image batches in NHWC memory order, which oneDNN (CPU) and cuDNN
   (tensor cores) run faster; the numbers are the same up to summation order.
 
@@ -27,14 +39,16 @@ from genda.config import PRECISIONS  # the params schema names the same choices
 _active = "fp32"
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 pays on ``device``: CUDA with bf16, or a CPU with ``amx_bf16`` (AVX-512 BF16 alone: no gain)."""
+def bf16_pays(device: torch.device) -> bool:
+    """Whether ``auto`` picks bf16 on ``device``: CUDA with bf16; a CPU with AMX-BF16; an AMD CPU with AVX-512
+    BF16. Intel's AVX-512 BF16 without AMX measured no faster than fp32 (module docstring)."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     from genda.runtime import cpu_info
 
-    isa = cpu_info()["cpu_isa"].split()
-    return "amx_bf16" in isa
+    info = cpu_info()
+    isa = info["cpu_isa"].split()
+    return "amx_bf16" in isa or ("avx512_bf16" in isa and info.get("cpu_vendor") == "AuthenticAMD")
 
 
 def resolve(precision: str, device: torch.device) -> str:
@@ -42,7 +56,7 @@ def resolve(precision: str, device: torch.device) -> str:
     global _active
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    _active = ("bf16" if native_bf16(device) else "fp32") if precision == "auto" else precision
+    _active = ("bf16" if bf16_pays(device) else "fp32") if precision == "auto" else precision
     return _active
 
 

@@ -12,14 +12,17 @@ import torch
 from genda.threads import thread_count
 
 
-def cpu_info() -> dict:
-    """CPU model and the instruction-set extensions that matter to torch's CPU kernels."""
-    model, flags = "unknown", set()
+def cpu_info(path: str = "/proc/cpuinfo") -> dict:
+    """CPU model, vendor (``GenuineIntel``, ``AuthenticAMD``, ...) and the instruction-set extensions that matter
+    to torch's CPU kernels."""
+    model, vendor, flags = "unknown", "unknown", set()
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith("model name") and model == "unknown":
                     model = line.split(":", 1)[1].strip()
+                elif line.startswith("vendor_id") and vendor == "unknown":
+                    vendor = line.split(":", 1)[1].strip()
                 elif line.startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())
                     break
@@ -28,7 +31,7 @@ def cpu_info() -> dict:
 
         model = platform.processor() or platform.machine()
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16") if f in flags]
-    return {"cpu": model, "cpu_isa": " ".join(isa) or "none", "cpu_cores": os.cpu_count() or 0,
+    return {"cpu": model, "cpu_vendor": vendor, "cpu_isa": " ".join(isa) or "none", "cpu_cores": os.cpu_count() or 0,
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
