@@ -164,7 +164,8 @@ def main() -> None:
     c_secs, c_acc = run_conventional(src, tgt, steps, a.batch, a.lr, device, a.workers, a.jitter,
                                      style=a.conventional)
 
-    res = {"pair": a.pair, "steps": steps, "batch": a.batch, "device": str(device), "genda_compute": {**compute, "precision_used": genda_precision},
+    res = {"pair": a.pair, "steps": steps, "batch": a.batch, "device": str(device),
+           "genda_compute": {**compute, "precision_used": genda_precision},
            "command": "python benchmarks/da_speed.py " + " ".join(sys.argv[1:]), "env": environment(genda_precision),
            "machine": f"{platform.node()} {platform.processor() or platform.machine()} "
                       f"{torch.get_num_threads()} threads" + (f" {torch.cuda.get_device_name()}" if device.type == "cuda" else ""),

@@ -94,9 +94,7 @@ def table(summary: dict) -> str:
         val = f"{100 * v:.{2 if near else 1}f} %" if pct else f"{v}"
         if e.get("std") is not None and e.get("n_seeds", 1) > 1:
             val += f" ± {100 * e['std']:.1f}" if pct else f" ± {e['std']}"
-            kind = str(e.get("seeds_are", ""))
-            word = "sampling seeds" if kind.startswith("sampling") else "runs" if kind.startswith("runs") else "seeds"
-            val += f" ({e['n_seeds']} {word})"
+            val += f" ({e['n_seeds']} {'sampling ' if str(e.get('seeds_are', '')).startswith('sampling') else ''}seeds)"
         if e.get("usps_frame"):
             val += f", USPS `{e['usps_frame']}`"
         tgt = "–" if t is None else (f"≥ {100 * t:.0f} %" if isinstance(t, float) and t <= 1 else f"{t}")

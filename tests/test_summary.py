@@ -40,7 +40,7 @@ def test_a_value_just_under_its_target_is_not_rounded_up_to_it():
     base = {"command": "c", "params": "p", "commit": "x", "wall_s": 1, "machine": "m"}
     t = summary.table({"a": {**base, "value": 0.9698, "target": 0.97, "std": 0.002, "n_seeds": 3},
                        "b": {**base, "value": 0.9702, "target": 0.97},
-                       "c": {**base, "value": 0.88, "target": 0.9, "std": 0.03, "n_seeds": 3, "seeds_are": "runs"}})
+                       "c": {**base, "value": 0.88, "target": 0.9, "std": 0.03, "n_seeds": 3}})
     assert "| `a` | 96.98 % ± 0.2 (3 seeds) ✗ |" in t
     assert "| `b` | 97.0 % ✓ |" in t
-    assert "| `c` | 88.0 % ± 3.0 (3 runs) ✗ |" in t
+    assert "| `c` | 88.0 % ± 3.0 (3 seeds) ✗ |" in t
