@@ -8,6 +8,7 @@ values), keeps a curve point every ``curve_every`` steps and scores it with the 
     python benchmarks/cond_ab_embedded.py acgan steps=800 curve_every=200 curve_per_class=20 aux_fake_d=false \\
         --seeds 0 1 2 [--g-base 512]
 
+``--keep DIR`` copies each trained model to ``DIR/<name>_seed<S>.pt`` (e.g. to sweep sampling knobs afterwards).
 ``--g-base``: ACGAN generator's first feature-map width (default ``min(512, 8 ngf)``; 512 = the generator used
 until 2026-11-30). Needs ``data/prepared/digits`` and ``models/classifier`` (``dvc repro train_classifier``).
 One thread per process (run two at a time on 2 cores). Results: ``benchmarks/results/ab_acgan_embedded.json``.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +35,7 @@ def main() -> None:
     ap.add_argument("--base", type=Path, default=ROOT / "params.yaml")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--g-base", type=int, default=None)
+    ap.add_argument("--keep", type=Path, default=None, help="copy each trained model to KEEP/<name>_seed<S>.pt")
     a = ap.parse_args()
     torch.set_num_threads(1)
     import genda.models.acgan as acgan
@@ -56,6 +59,9 @@ def main() -> None:
             t = time.time()
             train_cond(cfg, data, seed=seed, device=cpu, ckpt_dir=out / "ck", out_model=out / "model.pt", progress=False)
             df = write_curve(out / "model.pt", a.name, out / "curve.csv", root=ROOT, device=cpu)
+            if a.keep:
+                a.keep.mkdir(parents=True, exist_ok=True)
+                shutil.copy(out / "model.pt", a.keep / f"{a.name}_seed{seed}.pt")
         print(json.dumps({"name": a.name, "seed": seed, "g_base": a.g_base, **over, "total_s": round(time.time() - t, 1),
                           "curve": [[int(r.step), round(r.wall_s, 1), round(r.accuracy, 3)] for r in df.itertuples()]}),
               flush=True)

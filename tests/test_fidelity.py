@@ -375,9 +375,30 @@ def hopper64() -> torch.Tensor:
 @needs_cascade
 def test_face_detected_in_portrait(hopper64):
     r = face_detection_rate(hopper64.expand(3, -1, -1, -1))
-    assert r == {"face_rate": 1.0, "n": 3, "detector": f"opencv-haar-frontalface-default {cv2.__version__}"}
+    assert r == {"face_rate": 1.0, "n": 3,
+                 "detector": f"opencv-haar-frontalface-default {cv2.__version__} border 0.0625 minNeighbors 6"}
     # a 64x64 face is too small for the 24x24 cascade without upscaling
     assert detect_faces(hopper64, upscale=1) == [0]
+
+
+@needs_cascade
+def test_border_finds_a_face_that_fills_the_frame():
+    """A crop tight around the face (forehead to chin, 64x64): the cascade has no window that fits without a
+    border, with one it finds the face; a looser crop is found either way."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    def crop(box):
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            img = Image.open(f).convert("RGB").crop(box).resize((64, 64), Image.BILINEAR)
+        return torch.from_numpy(np.array(img)).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+    tight, loose = crop((160, 120, 360, 320)), crop((100, 60, 420, 380))
+    assert detect_faces(tight, border=0.0, min_neighbors=3) == [0]
+    assert detect_faces(tight)[0] >= 1
+    assert detect_faces(loose, border=0.0)[0] >= 1 and detect_faces(loose)[0] >= 1
+    with pytest.raises(ConfigError):
+        detect_faces(tight, border=0.75)
 
 
 @needs_cascade

@@ -35,3 +35,31 @@ def test_scratch_env_copies_the_project_and_prepares_data_without_rsync(tmp_path
     manifest = (work / "data/prepared/manifest.json").read_text()
     assert '"mnistm"' in manifest and '"usps"' in manifest
     assert sorted(p.name for p in (work / "data/prepared/digits").iterdir()) == ["mnistm.pt", "usps.pt"]
+
+
+def test_face_rate_calibration_rule_and_patch_shuffle():
+    """The detector-setting rule: most real faces found among the settings with no more false positives than the
+    baseline (+ one standard error); the negatives' patch shuffle only moves whole patches."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from face_rate_calibration import BASELINE, choose, shuffled_patches
+
+    real, up, shuf, noise = ("CelebA aligned, centre 64x64 crop", "CelebA upside down",
+                             "CelebA 4x4 patches shuffled", "uniform noise")
+    rates = {BASELINE: {real: 0.87, up: 0.07, shuf: 0.03, noise: 0.0},
+             (0.125, 3): {real: 0.95, up: 0.31, shuf: 0.03, noise: 0.0},     # more faces, far more false positives
+             (0.0625, 6): {real: 0.91, up: 0.08, shuf: 0.02, noise: 0.0},    # within one s.e. of the baseline
+             (0.0625, 5): {real: 0.92, up: 0.12, shuf: 0.02, noise: 0.0}}    # 0.12 > 0.07 + s.e. (0.015 at n=300)
+    assert choose(rates, 300) == (0.0625, 6)
+    rates[(0.0625, 6)][noise] = 0.02  # noise must stay at the baseline's 0 (+ the s.e. of 1 image in 300)
+    assert choose(rates, 300) == BASELINE
+
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).reshape(2, 3, 8, 8)
+    y = shuffled_patches(x, torch.Generator().manual_seed(0), grid=4)
+    assert y.shape == x.shape and not torch.equal(x, y)
+    patches = lambda t: {tuple(t[i, :, r:r + 2, c:c + 2].flatten().tolist())  # noqa: E731
+                         for i in range(2) for r in range(0, 8, 2) for c in range(0, 8, 2)}
+    assert patches(x) == patches(y)
