@@ -63,3 +63,17 @@ def test_face_rate_calibration_rule_and_patch_shuffle():
     patches = lambda t: {tuple(t[i, :, r:r + 2, c:c + 2].flatten().tolist())  # noqa: E731
                          for i in range(2) for r in range(0, 8, 2) for c in range(0, 8, 2)}
     assert patches(x) == patches(y)
+
+
+def test_face_detector_defaults_are_the_committed_calibrations_choice():
+    """genda.metrics.facedetect's BORDER / MIN_NEIGHBORS must be what benchmarks/face_rate_calibration.py chose on
+    the real data (its committed JSON): changing them means rerunning the calibration."""
+    import json
+
+    from genda.metrics.facedetect import BORDER, MIN_NEIGHBORS
+
+    cal = json.loads((ROOT / "benchmarks/results/face_rate_calibration.json").read_text())
+    assert cal["chosen"] == cal["genda_default"] == f"border={BORDER:.4g} minNeighbors={MIN_NEIGHBORS}"
+    chosen = cal["rates"][cal["chosen"]]
+    base = cal["rates"][cal["baseline"].split(" (")[0]]
+    assert chosen["CelebA aligned, centre 64x64 crop"] > base["CelebA aligned, centre 64x64 crop"]
