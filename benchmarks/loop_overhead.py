@@ -11,11 +11,13 @@ does not depend on the pixels), so it needs no dataset:
 
     python benchmarks/loop_overhead.py --method dann --batch 64 --steps 60 --threads 1 \\
         --out benchmarks/results/loop_overhead_cpu.json
+    python benchmarks/loop_overhead.py --method dann --threads 2 --precision bf16 --channels-last   # both in bf16 NHWC
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,26 +27,29 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bare(method_name: str, batch: int, steps: int, seed: int) -> float:
+def bare(method_name: str, batch: int, steps: int, seed: int, compute: dict) -> float:
     from genda.da.methods import build_method
+    from genda.precision import Compute
 
     torch.manual_seed(seed)
-    m = build_method(method_name, n_classes=10).train()
+    c = Compute(compute, torch.device("cpu"))
+    m = c.module(build_method(method_name, n_classes=10).train())
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
     g = torch.Generator().manual_seed(seed)
-    xs, xt = torch.rand(2, batch, 3, 28, 28, generator=g) * 2 - 1
+    xs, xt = (c.images(x) for x in torch.rand(2, batch, 3, 28, 28, generator=g) * 2 - 1)
     ys = torch.randint(0, 10, (batch,), generator=g)
     for i in range(steps + 3):
         if i == 3:  # warm-up steps excluded, as in the loop's measurement below
             t0 = time.perf_counter()
-        loss, _ = m.training_step(xs, ys, xt if m.needs_target else None, i / steps)
+        with c.autocast():
+            loss, _ = m.training_step(xs, ys, xt if m.needs_target else None, i / steps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return time.perf_counter() - t0
 
 
-def loop(method_name: str, batch: int, steps: int, seed: int) -> float:
+def loop(method_name: str, batch: int, steps: int, seed: int, compute: dict) -> float:
     from genda.train.da import train_da
 
     g = torch.Generator().manual_seed(seed)
@@ -60,7 +65,7 @@ def loop(method_name: str, batch: int, steps: int, seed: int) -> float:
           "checkpoint_every": 10 ** 9, "log_every": 50, "eval_every": 0}
     with tempfile.TemporaryDirectory() as tmp:
         train_da(method_name, {}, da, src, tgt, seed=seed, device=torch.device("cpu"), ckpt_dir=Path(tmp) / "ck",
-                 out_model=Path(tmp) / "m.pt", progress=True)
+                 out_model=Path(tmp) / "m.pt", progress=True, compute=compute)
         saved = torch.load(Path(tmp) / "m.pt", weights_only=True)
     # train_seconds covers all steps + the final save; scale to `steps` steps like the bare timing
     return float(saved["train_seconds"]) * steps / (steps + 3)
@@ -73,25 +78,31 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"), help="compute.precision of both")
+    ap.add_argument("--channels-last", action="store_true", help="compute.channels_last of both")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from genda.runtime import environment
 
+    compute = {"precision": a.precision, "channels_last": a.channels_last}
     tb, tl = [], []
     for r in range(a.repeats):
-        tb.append(bare(a.method, a.batch, a.steps, r))
-        tl.append(loop(a.method, a.batch, a.steps, r))
+        tb.append(bare(a.method, a.batch, a.steps, r, compute))
+        tl.append(loop(a.method, a.batch, a.steps, r, compute))
         print(f"repeat {r}: bare {tb[-1] / a.steps * 1e3:.1f} ms/step, loop {tl[-1] / a.steps * 1e3:.1f} ms/step")
     b, lp = min(tb), min(tl)
     e = environment()
     res = {"method": a.method, "batch": f"{a.batch} + {a.batch}" if a.method != "source_only" else a.batch,
            "steps": a.steps, "threads": a.threads, "repeats": a.repeats,
            "bare_ms_per_step": round(b / a.steps * 1e3, 2), "loop_ms_per_step": round(lp / a.steps * 1e3, 2),
-           "loop_throughput_vs_bare": round(b / lp, 3),
+           "loop_throughput_vs_bare": round(b / lp, 3), "compute": compute,
+           "bare_ms_each": [round(v / a.steps * 1e3, 2) for v in tb], "loop_ms_each": [round(v / a.steps * 1e3, 2) for v in tl],
+           "loop_throughput_vs_bare_median": round(statistics.median(tb) / statistics.median(tl), 3),
            "command": "python benchmarks/loop_overhead.py " + " ".join(
                f"--{k} {v}" for k, v in (("method", a.method), ("batch", a.batch), ("steps", a.steps),
-                                          ("threads", a.threads), ("repeats", a.repeats))),
+                                          ("threads", a.threads), ("repeats", a.repeats),
+                                          ("precision", a.precision))) + (" --channels-last" if a.channels_last else ""),
            "machine": f"{e['cpu_cores']}-core {e['cpu']} ({e['cpu_isa']}), torch {e['torch']}"}
     print(json.dumps(res, indent=1))
     if a.out:

@@ -325,6 +325,36 @@ def test_v_prediction_roundtrip_loss_and_sampling():
     assert (x - c).abs().max().item() < 1e-3
 
 
+def test_min_snr_weights_and_weighted_loss():
+    """Min-SNR-gamma (Hang et al. 2023): w = min(SNR, g) / SNR for eps, min(SNR, g) / (SNR + 1) for v."""
+    s = DDPMScheduler(T=400)
+    t = torch.tensor([1, 20, 100, 400])
+    ab = s.alpha_bars[t]
+    snr = ab / (1 - ab)
+    torch.testing.assert_close(s.snr(t), snr)
+    assert snr[0] > 5 > snr[-1]  # the schedule spans gamma = 5: both branches of the clamp are exercised
+    torch.testing.assert_close(s.loss_weights(t, "eps", "min_snr", 5.0), snr.clamp(max=5.0) / snr)
+    torch.testing.assert_close(s.loss_weights(t, "v", "min_snr", 5.0), snr.clamp(max=5.0) / (snr + 1))
+    assert s.loss_weights(t, "v", "min_snr", 5.0)[-1].item() == pytest.approx((snr[-1] / (snr[-1] + 1)).item())
+    torch.testing.assert_close(s.loss_weights(t, "v", "none"), torch.ones(4))
+    with pytest.raises(ConfigError, match="weighting"):
+        s.loss_weights(t, "v", "p2")
+    # with an oracle the weighted loss is still 0; against a zero network it is the weighted mean of per-sample MSEs
+    big = torch.rand(300, 3, 4, 4) * 2 - 1
+    labels = torch.randint(0, 10, (300,))
+    kw = dict(prediction="v", weighting="min_snr", snr_gamma=5.0)
+    assert s.training_loss(_VOracle(s, big), big, labels, generator=torch.Generator().manual_seed(0), **kw) < 1e-8
+    zero = lambda x, t, c, m: torch.zeros_like(x)  # noqa: E731
+    got = s.training_loss(zero, big, labels, generator=torch.Generator().manual_seed(1), **kw)
+    g = torch.Generator().manual_seed(1)  # redraw the same t and noise
+    tt = torch.randint(1, 401, (300,), generator=g)
+    noise = torch.randn(big.shape, generator=g)
+    per = s.velocity(big, noise, tt).pow(2).flatten(1).mean(1)
+    torch.testing.assert_close(got, (s.loss_weights(tt, "v", "min_snr", 5.0) * per).mean())
+    plain = s.training_loss(zero, big, labels, generator=torch.Generator().manual_seed(1), prediction="v")
+    assert got.item() < plain.item()  # every weight <= 1 for v, most < 1
+
+
 def test_training_loss_reproducible_with_generator():
     s = DDPMScheduler(T=50)
     net = ContextUnet(in_channels=1, n_feat=8, n_classes=3, img_size=8)

@@ -560,3 +560,52 @@ def test_adabn_statistics_and_invariance_to_a_target_intensity_shift():
     assert (ls - stale).abs().max() > 0.3 * ls.abs().max()
     with pytest.raises(ValueError, match="no images"):
         adapt_bn(model, xs[:0], cpu)
+
+
+def _color_jitter_stepwise(x, strength, generator):
+    """The definition of genda.data.augment.color_jitter, one operation at a time (the test oracle)."""
+    n = x.shape[0]
+
+    def u():
+        return (torch.rand(n, generator=generator) * 2 * strength + 1 - strength).view(n, 1, 1, 1)
+
+    y = (x + 1) * 0.5 * u()
+    mean = y.mean(dim=(1, 2, 3), keepdim=True)
+    y = (y - mean) * u() + mean
+    if y.shape[1] == 3:
+        gray = 0.299 * y[:, 0:1] + 0.587 * y[:, 1:2] + 0.114 * y[:, 2:3]
+        y = (y - gray) * u() + gray
+    return y.clamp(0, 1) * 2 - 1
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_color_jitter_matches_its_stepwise_definition(channels):
+    """The fused colour-matrix jitter (one baddbmm) = brightness, contrast, saturation applied one by one."""
+    from genda.data.augment import color_jitter
+
+    x = torch.rand(32, channels, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    got = color_jitter(x, 0.3, torch.Generator().manual_seed(1))
+    want = _color_jitter_stepwise(x, 0.3, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=0)
+    assert got.shape == x.shape and got.min() >= -1 and got.max() <= 1
+    assert (got - x).abs().mean() > 0.05  # it does jitter
+    # channels_last input gives the same values; strength 0 is the identity
+    cl = color_jitter(x.contiguous(memory_format=torch.channels_last), 0.3, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(cl, want, atol=2e-6, rtol=0)
+    assert color_jitter(x, 0.0, torch.Generator().manual_seed(1)) is x
+
+
+def test_color_jitter_factors_act_as_named():
+    """Saturation leaves a grey image grey; contrast keeps the mean; brightness b (the first factor drawn) scales
+    the mean of y = (x + 1) / 2 -- in a range where nothing clamps."""
+    from genda.data.augment import color_jitter
+
+    g = torch.Generator().manual_seed(3)
+    grey = (torch.rand(8, 1, 6, 6, generator=g) * 0.4 - 0.2).expand(8, 3, 6, 6).contiguous()
+    out = color_jitter(grey, 0.3, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(out[:, 0], out[:, 1])
+    torch.testing.assert_close(out[:, 1], out[:, 2])
+    b = torch.rand(8, generator=torch.Generator().manual_seed(4)) * 0.6 + 0.7
+    y_mean = ((grey + 1) / 2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(((out + 1) / 2).mean(dim=(1, 2, 3)), b * y_mean, atol=1e-5, rtol=0)
+    assert (b - 1).abs().max() > 0.1  # the factors are not all ~1: the check has teeth

@@ -107,6 +107,9 @@ def _cond_fields() -> dict:
         "beta_start": Spec(_NUM, min=0.0, max=1.0),
         "beta_end": Spec(_NUM, min=0.0, max=1.0),
         "p_uncond": Spec(_NUM, min=0.0, max=1.0, help="ddpm: label dropout for classifier-free guidance"),
+        "loss_weight": Spec((str,), choices=("none", "min_snr"), required=False,
+                            help="ddpm: per-step loss weight: none (Ho et al.'s simple loss) | min_snr (Hang et al. 2023)"),
+        "min_snr_gamma": Spec(_NUM, min=0.1, required=False, help="ddpm: gamma of min_snr weighting"),
     }
 
 

@@ -46,9 +46,10 @@ from torch import Tensor
 
 from genda.errors import ConfigError
 
-__all__ = ["DDPMScheduler", "EpsFromV", "PREDICTIONS", "sample_ddpm", "sample_ddim", "ddim_timesteps"]
+__all__ = ["DDPMScheduler", "EpsFromV", "PREDICTIONS", "LOSS_WEIGHTS", "sample_ddpm", "sample_ddim", "ddim_timesteps"]
 
 PREDICTIONS = ("eps", "v")
+LOSS_WEIGHTS = ("none", "min_snr")
 
 NoiseModel = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 
@@ -126,13 +127,41 @@ class DDPMScheduler:
         t = t.long()
         return self._gather(self.sqrt_ab, t, x_t) * v + self._gather(self.sqrt_1m_ab, t, x_t) * x_t
 
+    def snr(self, t: Tensor) -> Tensor:
+        """Signal-to-noise ratio ``abar_t / (1 - abar_t)`` at steps ``t`` (``[B]`` long in ``1..T``) -> ``[B]`` float."""
+        ab = self.alpha_bars.to(t.device)[t.long()]
+        return ab / (1.0 - ab)
+
+    def loss_weights(self, t: Tensor, prediction: str, weighting: str = "none", gamma: float = 5.0) -> Tensor:
+        """Per-sample weights ``[B]`` of the squared error at steps ``t`` (``[B]`` long in ``1..T``).
+
+        ``none``: 1 (Ho et al.'s "simple" loss).  ``min_snr`` (Min-SNR-gamma, Hang et al., 2023): clamp the
+        per-step weight of the x0-space error at ``min(SNR_t, gamma)``, which for the network's own target is::
+
+            eps target:  w_t = min(SNR_t, gamma) / SNR_t
+            v target:    w_t = min(SNR_t, gamma) / (SNR_t + 1)
+
+        The low-noise steps (large SNR, where the image is nearly given) stop dominating the gradient; the paper
+        reports 3.4x faster convergence on ImageNet.
+        """
+        if weighting not in LOSS_WEIGHTS:
+            raise ConfigError(f"loss weighting must be one of {', '.join(LOSS_WEIGHTS)}, got {weighting!r}")
+        if weighting == "none":
+            return torch.ones(t.shape, device=t.device)
+        if gamma <= 0:
+            raise ConfigError(f"min_snr gamma must be > 0, got {gamma}")
+        snr = self.snr(t)
+        return snr.clamp(max=gamma) / (snr + 1.0 if prediction == "v" else snr)
+
     def training_loss(self, model: NoiseModel, x0: Tensor, labels: Tensor, *, p_uncond: float = 0.1,
-                      generator: torch.Generator | None = None, prediction: str = "eps") -> Tensor:
-        """Simple DDPM loss with label dropout for classifier-free guidance.
+                      generator: torch.Generator | None = None, prediction: str = "eps",
+                      weighting: str = "none", snr_gamma: float = 5.0) -> Tensor:
+        """DDPM loss with label dropout for classifier-free guidance.
 
         ``t ~ U{1..T}``, ``eps ~ N(0, I)``, ``mask_i ~ Bernoulli(p_uncond)`` (1 = label dropped), all drawn
-        on the CPU from ``generator``;  ``loss = mean || target - model(x_t, t/T, labels, mask) ||^2`` with
-        ``target = eps`` (``prediction="eps"``) or ``v`` (``"v"``, :meth:`velocity`).
+        on the CPU from ``generator``;  ``loss = mean_i w_i mean || target_i - model(x_t, t/T, labels, mask)_i ||^2``
+        with ``target = eps`` (``prediction="eps"``) or ``v`` (``"v"``, :meth:`velocity`) and ``w`` from
+        :meth:`loss_weights` (``weighting="none"``: all 1, Ho et al.'s simple loss).
 
         Shapes: x0 ``[B, C, H, W]``, labels ``[B]`` long -> scalar.
         """
@@ -147,7 +176,11 @@ class DDPMScheduler:
         t, noise, mask = t.to(dev), noise.to(dev), mask.to(dev)
         x_t = self.add_noise(x0, noise, t)
         pred = model(x_t, t.to(x0.dtype) / self.T, labels, mask)
-        return F.mse_loss(pred, noise if prediction == "eps" else self.velocity(x0, noise, t))
+        target = noise if prediction == "eps" else self.velocity(x0, noise, t)
+        if weighting == "none":
+            return F.mse_loss(pred, target)
+        per_sample = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+        return (self.loss_weights(t, prediction, weighting, snr_gamma) * per_sample).mean()
 
 
 class EpsFromV(torch.nn.Module):

@@ -224,7 +224,9 @@ class DDPMMethod(CondMethod):
         self.net.train()
         (x0, y), = batches
         loss = self.sched.training_loss(self.net, x0, y, p_uncond=self.cfg["p_uncond"], generator=self.gen,
-                                        prediction=self.cfg["prediction"])
+                                        prediction=self.cfg["prediction"],
+                                        weighting=self.cfg.get("loss_weight") or "none",
+                                        snr_gamma=self.cfg.get("min_snr_gamma") or 5.0)
         _opt_step(self.opt, loss)
         if self.ema:
             self.ema.update(self.net)

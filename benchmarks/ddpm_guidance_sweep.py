@@ -1,0 +1,54 @@
+"""Score trained conditional DDPMs under several sampling settings (guidance weight, DDIM steps), no retraining.
+
+Each model file (written by :func:`genda.train.conditional.train_cond`, e.g. ``models/cond/ddpm.pt`` or one kept by
+``benchmarks/cond_ab_embedded.py --keep DIR``) samples ``--per-class`` digits per class from fixed noise with
+:meth:`DDPMMethod.sample` -- the call ``stages/sample_cond.py`` makes -- and the pipeline's digit classifier
+(``models/classifier/<domain>.pt``) scores them. One JSON line per (model, guide_w, ddim_steps):
+
+    python benchmarks/ddpm_guidance_sweep.py /work/ddpm_ab/keep_b32_5k/ddpm_seed0.pt --guide 2 4 6 10 15 --steps 10
+
+One thread. Results: ``benchmarks/results/ab_ddpm_embedded.json`` ("guidance" rows).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+", type=Path)
+    ap.add_argument("--guide", nargs="+", type=float, default=[2.0])
+    ap.add_argument("--steps", nargs="+", type=int, default=[10], help="DDIM steps")
+    ap.add_argument("--per-class", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=2024, help="seed of the starting noise")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    from genda.metrics.digit_classifier import load_classifier, predict
+    from genda.runtime import to_uint8_images
+    from genda.train.conditional import load_cond_model
+
+    cpu = torch.device("cpu")
+    for path in a.models:
+        method, cfg, meta = load_cond_model(path, cpu)
+        clf = load_classifier(ROOT / "models" / "classifier" / f"{meta['domain']}.pt", cpu)
+        labels = torch.arange(meta["n_classes"]).repeat(a.per_class)
+        for w in a.guide:
+            for steps in a.steps:
+                t = time.time()
+                x = method.sample(labels, torch.Generator().manual_seed(a.seed),
+                                  {"sampler": "ddim", "ddim_steps": steps, "ddim_eta": 0.0, "guide_w": w})
+                acc = float((predict(clf, to_uint8_images(x), cpu) == labels).float().mean())
+                print(json.dumps({"model": str(path), "train_steps": cfg["steps"], "batch_size": cfg["batch_size"],
+                                  "guide_w": w, "ddim_steps": steps, "n": len(labels), "accuracy": round(acc, 4),
+                                  "sample_s": round(time.time() - t, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
