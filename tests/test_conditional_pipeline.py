@@ -482,3 +482,31 @@ def test_fid_reference_cache_gives_the_same_metrics_without_reextracting(project
             fidelity.compute_fidelity(held, ref, extractor=other)  # features never mix two extractors
     finally:
         shutil.rmtree(fid_dir, ignore_errors=True)
+
+
+def test_ddpm_curve_snapshots_sample_with_the_curve_keys(project, monkeypatch):
+    """The training curve's DDPM snapshots (``sample`` without a sampling config) use ``curve_ddim_steps`` and
+    ``curve_guide_w`` (the embedded default: DDIM 10 at w 10, as sample_cond), and DDIM min(50, T) at w 2 without."""
+    import genda.diffusion as diffusion
+    from genda.train.cond_methods import build_method
+
+    seen = []
+
+    def fake_ddim(net, sched, labels, *, steps, eta, guide_w, **kw):
+        seen.append((steps, guide_w))
+        return torch.zeros(len(labels), 3, DIGIT_SIZE, DIGIT_SIZE), {}
+
+    monkeypatch.setattr(diffusion, "sample_ddim", fake_ddim)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = cond_config(cond_params(), "ddpm")
+    assert params["cond_gens"]["ddpm"]["curve_ddim_steps"] == 10 and params["cond_gens"]["ddpm"]["curve_guide_w"] == 10
+    meta = {"channels": 3, "n_classes": 10, "img_size": DIGIT_SIZE, "kind": "digits", "domain": "mnistm"}
+    labels = torch.arange(10)
+    for extra, want in (({"curve_ddim_steps": 10, "curve_guide_w": 10.0}, (10, 10.0)), ({}, (min(50, cfg["T"]), 2.0))):
+        c = {k: v for k, v in cfg.items() if k not in ("curve_ddim_steps", "curve_guide_w")} | extra
+        m = build_method(c, meta, torch.device("cpu"), torch.Generator().manual_seed(0))
+        m.sample(labels, torch.Generator().manual_seed(1))
+        assert seen[-1] == want
+        # an explicit sampling config (sample_cond's) wins over the curve keys
+        m.sample(labels, torch.Generator(), {"sampler": "ddim", "ddim_steps": 7, "ddim_eta": 0.0, "guide_w": 3.0})
+        assert seen[-1] == (7, 3.0)

@@ -73,6 +73,10 @@ def _cond_fields() -> dict:
                             help="acgan / ddpm: every this many steps, sample curve_per_class digits per class for "
                                  "the accuracy-vs-wall-time curve that evaluate_cond scores (0 = off)"),
         "curve_per_class": Spec(_INT, min=1, required=False, help="digits per class at each curve point"),
+        "curve_ddim_steps": Spec(_INT, min=1, max=50, required=False,
+                                 help="ddpm: DDIM steps of the curve's snapshots (default 50, at most T)"),
+        "curve_guide_w": Spec(_NUM, min=0.0, required=False,
+                              help="ddpm: guidance weight of the curve's snapshots (default 2)"),
         "ema_decay": Spec(_NUM, nullable=True, min=0.0, max=1.0, help="sample from an EMA of G / the U-Net"),
         # ACGAN family (acgan, attr_acgan) and tag_cdcgan
         "loss": Spec((str,), choices=("bce", "wgan_gp"), help="adversarial loss of acgan / attr_acgan"),

@@ -237,10 +237,14 @@ class DDPMMethod(CondMethod):
 
     @torch.no_grad()
     def sample(self, cond, generator, sample_cfg=None, keep_steps: list[int] | None = None, return_steps=False):
-        """Guided samples of labels ``cond [B]``; with ``return_steps`` also ``{t: x_t}`` of ``keep_steps``."""
+        """Guided samples of labels ``cond [B]``; with ``return_steps`` also ``{t: x_t}`` of ``keep_steps``.
+
+        Without ``sample_cfg`` (the training curve's snapshots) it samples by DDIM with ``cfg["curve_ddim_steps"]``
+        steps (default 50, at most ``T``) and guidance ``cfg["curve_guide_w"]`` (default 2)."""
         from genda.diffusion import EpsFromV, sample_ddim, sample_ddpm
 
-        s = sample_cfg or {"sampler": "ddim", "ddim_steps": min(50, self.cfg["T"]), "ddim_eta": 0.0, "guide_w": 2.0}
+        s = sample_cfg or {"sampler": "ddim", "ddim_steps": min(self.cfg.get("curve_ddim_steps") or 50, self.cfg["T"]),
+                           "ddim_eta": 0.0, "guide_w": self.cfg.get("curve_guide_w", 2.0)}
         shape = (self.meta["channels"], self.meta["img_size"], self.meta["img_size"])
         with sampling_mode(self.sampling_net(), s.get("bn_mode", "eval")) as net:
             net = EpsFromV(net, self.sched) if self.cfg["prediction"] == "v" else net
