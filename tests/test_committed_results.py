@@ -85,10 +85,10 @@ def test_default_classifier_framing_and_adaptation_meet_issue_10():
     that scores every digit generator reaches >= 95 % on the embedded real mnistm test digits (1000 steps; 150
     gave 77 %); USPS is in MNIST framing (the default since the 3-seed A/Bs); source-only has learnt (400 Adam
     steps; at the old 150 SGD steps every DA method was below it) and target-only is above it on both default
-    pairs; DANN is not below source-only by more than a point (it beat it on the Xeon, not on Zen 5: below), DSN and
-    mean teacher beat it on MNIST-M->USPS. On SVHN->MNIST-M, DSN and mean
-    teacher are still below source-only at 400 steps (1 and 4 points at seed 0; the 2-seed A/B: 2-3 points, and
-    mean teacher overtakes at 800 steps, README) -- guarded here against getting worse, not claimed as met."""
+    pairs. With the 2026-12-01 embedded recipe (DSN similarity weight 0.1, mean-teacher EMA 0.95; 3-seed A/Bs in
+    benchmarks/results/ab_da_recipe_embedded.json) DANN, DSN and mean teacher beat source-only on MNIST-M->USPS
+    and DANN and DSN on SVHN->MNIST-M; mean teacher there is one test digit of 359 under it (68.0 vs 68.2 %; its
+    3-seed mean is above: 69.1 vs 68.3) -- held to one point under, and reported as missed (README)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     c = json.loads((ROOT / "metrics/classifier.json").read_text())
     assert c["steps"] == params["classifier"]["steps"] and c["test_acc"] >= 0.95
@@ -100,14 +100,9 @@ def test_default_classifier_framing_and_adaptation_meet_issue_10():
     for pair, floor in floors.items():
         so = acc[pair]["source_only"]
         assert so >= floor and acc[pair]["target_only"] > so, (pair, acc[pair])
-        # DANN >= source-only held on the Xeon (94.4 vs 93.0 %, 71.0 vs 68.8 %); on the 2026-12-01 AMD EPYC Zen 5
-        # MNIST-M->USPS gave 93.3 vs 93.9 %: 2 of the 359 test digits, inside one seed's noise (binomial SE of the
-        # difference ~1.8 points), reported as missed there. Guarded against falling further behind.
-        assert acc[pair]["dann"] >= so - 0.01, (pair, acc[pair])
-    assert acc["mnistm-usps"]["dsn"] >= acc["mnistm-usps"]["source_only"]
-    assert acc["mnistm-usps"]["mean_teacher"] >= acc["mnistm-usps"]["source_only"]
-    for setting in ("dsn", "mean_teacher"):
-        assert acc["svhn-mnistm"][setting] >= acc["svhn-mnistm"]["source_only"] - 0.05, acc["svhn-mnistm"]
+        assert acc[pair]["dann"] >= so and acc[pair]["dsn"] >= so, (pair, acc[pair])
+    assert acc["mnistm-usps"]["mean_teacher"] >= acc["mnistm-usps"]["source_only"], acc["mnistm-usps"]
+    assert acc["svhn-mnistm"]["mean_teacher"] >= acc["svhn-mnistm"]["source_only"] - 0.01, acc["svhn-mnistm"]
 
 
 def test_default_face_gans_a_and_b_learn_the_portrait():
