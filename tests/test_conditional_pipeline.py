@@ -354,6 +354,26 @@ def test_training_curve_does_not_change_training(project, tmp_path, name):
         assert torch.equal(a["weights"]["net"][k], b["weights"]["net"][k]), k
 
 
+def test_acgan_ema_generator_gets_its_own_batchnorm_statistics(project, tmp_path):
+    """cond.ema_bn_batches: the exported EMA generator's BatchNorm statistics are recomputed over that many noise
+    batches for the averaged weights (0: the trained G's, copied); the weights themselves are the same either way."""
+    cfg = {**cond_config(cond_params(), "acgan"), "steps": 4, "checkpoint_every": 100, "batch_size": 8,
+           "ema_decay": 0.5, "curve_every": 0}
+    data = load_cond_data(cfg, "acgan", root=project)
+    data.x, data.cond = data.x[:64], data.cond[:64]
+    kw = dict(seed=1, device=torch.device("cpu"), progress=False)
+    for n in (0, 3):
+        train_cond({**cfg, "ema_bn_batches": n}, data, ckpt_dir=tmp_path / f"c{n}", out_model=tmp_path / f"{n}.pt",
+                   **kw)
+    copied, own = (torch.load(tmp_path / f"{n}.pt")["weights"]["net"] for n in (0, 3))
+    trained_g = torch.load(tmp_path / "c0/last.pt")["state"]["method"]["G"]
+    stats = [k for k in own if k.endswith("running_mean")]
+    assert stats and all(torch.equal(copied[k], trained_g[k]) for k in stats)
+    assert all(not torch.allclose(own[k], trained_g[k]) for k in stats)
+    assert all(own[k].item() == 3 for k in own if k.endswith("num_batches_tracked"))
+    assert all(torch.equal(own[k], copied[k]) for k in own if "running" not in k and "num_batches" not in k)
+
+
 def test_checkpoint_of_other_settings_is_not_resumed(project, tmp_path, capsys):
     cfg = {**cond_config(cond_params(), "acgan"), "steps": 2, "checkpoint_every": 1}
     data = load_cond_data(cfg, "acgan", root=project)

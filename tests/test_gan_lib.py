@@ -312,6 +312,40 @@ def test_should_skip_d():
     assert should_skip_d(0.0, None) is False
 
 
+def test_ema_standing_bn_stats_describe_the_averaged_weights():
+    """After update() the EMA copy carries the trained model's BN statistics (of other weights); standing_bn_stats
+    replaces them by the cumulative mean / unbiased variance of the copy's own pre-BN activations over the batches
+    it runs, leaves the copy in eval mode with its momentum, draws nothing from the global RNG, and is a no-op
+    (0) for a network without BatchNorm or with 0 batches."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=0.3))
+    ema = EMA(model, decay=0.5)
+    with torch.no_grad():
+        model[0].weight.mul_(-3.0).add_(1.0)
+    model.train()
+    model(torch.randn(16, 3) + 2)
+    ema.update(model)
+    assert torch.equal(ema.model[1].running_mean, model[1].running_mean)  # copied: stale for the averaged weights
+    g = torch.Generator().manual_seed(5)
+    seen = []
+
+    def run(net):
+        x = torch.randn(32, 3, generator=g) + 2
+        seen.append(net[0](x).detach())
+        net(x)
+    rng = torch.get_rng_state()
+    assert ema.standing_bn_stats(run, 3) == 1
+    assert torch.equal(torch.get_rng_state(), rng)
+    h = torch.cat(seen)  # what the copy's BN saw: 3 batches of 32
+    torch.testing.assert_close(ema.model[1].running_mean, h.mean(0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(ema.model[1].running_var, torch.stack([b.var(0) for b in seen]).mean(0),
+                               rtol=1e-5, atol=1e-5)  # momentum None: the plain average of the batches' values
+    assert not torch.allclose(ema.model[1].running_mean, model[1].running_mean, atol=0.1)
+    assert not ema.model.training and ema.model[1].momentum == 0.3
+    assert ema.standing_bn_stats(run, 0) == 0
+    assert EMA(nn.Linear(3, 4)).standing_bn_stats(run, 3) == 0
+
+
 def test_ema_exact_update_and_buffers():
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
     with torch.no_grad():

@@ -195,6 +195,9 @@ def _gan_fields() -> dict[str, Any]:
         "hflip": Spec((bool,)),
         "diffaugment": Spec((str,), check=_check_diffaug),
         "ema_decay": Spec(NUM, nullable=True, min=0.0, max=1.0),
+        "ema_bn_batches": Spec(INT, min=0, required=False,
+                               help="noise batches that recompute the EMA generator's BatchNorm statistics after "
+                                    "training (default 32; 0 = keep the trained G's, genda before 2026-12-01)"),
         "lr_schedule": Spec((str,), choices=("none", "linear", "cosine", "step")),
         "opt_d": Spec((str,), choices=("adam", "sgd", "rmsprop")),
         "opt_g": Spec((str,), choices=("adam", "sgd", "rmsprop")),

@@ -78,6 +78,9 @@ def _cond_fields() -> dict:
         "curve_guide_w": Spec(_NUM, min=0.0, required=False,
                               help="ddpm: guidance weight of the curve's snapshots (default 2)"),
         "ema_decay": Spec(_NUM, nullable=True, min=0.0, max=1.0, help="sample from an EMA of G / the U-Net"),
+        "ema_bn_batches": Spec(_INT, min=0, required=False,
+                               help="acgan / tag_cdcgan: noise batches that recompute the EMA generator's BatchNorm "
+                                    "statistics before it samples (default 32; 0 = keep the trained G's)"),
         # ACGAN family (acgan, attr_acgan) and tag_cdcgan
         "loss": Spec((str,), choices=("bce", "wgan_gp"), help="adversarial loss of acgan / attr_acgan"),
         "lr_d": Spec(_NUM, min=0.0),

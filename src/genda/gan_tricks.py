@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -116,13 +116,18 @@ def should_skip_d(d_loss_value: float, threshold: float | None) -> bool:
 
 
 # ----------------------------------------------------------------------------- EMA
+EMA_BN_BATCHES = 32  # default `ema_bn_batches`: noise batches for the EMA copy's BatchNorm statistics
+EMA_BN_SEED_OFFSET = 7919  # their torch.Generator is seeded with `seed + this` (apart from the training streams)
+
+
 class EMA:
     """Exponential moving average of a model's parameters (Karras et al., 2018; Yazıcı et al., 2019).
 
     After each ``update(model)``: θ_ema ← d·θ_ema + (1 − d)·θ for every parameter, with the warm-up
     d = min(decay, (1 + n) / (10 + n)) after n earlier updates (as TensorFlow's ExponentialMovingAverage),
     so a short run is not dominated by the initial weights (0.999 alone keeps 45 % of them after 800 steps);
-    buffers (e.g. BatchNorm running statistics) are copied as-is. ``.model`` is a frozen deep copy in eval mode
+    buffers (e.g. BatchNorm running statistics) are copied as-is, and :meth:`standing_bn_stats` recomputes them for
+    the averaged weights before the copy is used. ``.model`` is a frozen deep copy in eval mode
     (``requires_grad=False``) used for sampling / evaluation.
     """
 
@@ -146,6 +151,38 @@ class EMA:
         src_bufs = dict(model.named_buffers())
         for name, b_ema in self.model.named_buffers():
             b_ema.copy_(src_bufs[name])
+
+    @torch.no_grad()
+    def standing_bn_stats(self, run: Callable[[nn.Module], object], n_batches: int) -> int:
+        """Recompute the EMA copy's BatchNorm running statistics from its own activations ("standing statistics",
+        Brock et al., 2019, BigGAN); returns the number of BatchNorm layers recomputed (0: nothing to do).
+
+        :meth:`update` copies the trained model's running statistics, which describe the *trained* weights'
+        activations, not the averaged weights' (the two drift apart while G moves). Here every BatchNorm of
+        ``self.model`` is reset, ``run(self.model)`` is called ``n_batches`` times in train mode (e.g. a generator
+        on a fresh ``[B, z_dim]`` noise batch) and the statistics become the cumulative average over those batches
+        (``momentum=None``), after which the copy is back in eval mode. ``run`` should draw from its own
+        ``torch.Generator``, so the training's random streams (and a resumed run) are unaffected. Measured on CelebA
+        64x64, Method B (noisy labels, h-flip, EMA 0.999; 1,600 steps, 3 seeds): FID 4.8 +- 1.0 -> 1.5 +- 0.04 in fp32
+        and 12.8 +- 4.2 -> 2.7 +- 0.5 in bf16 autocast (``benchmarks/results/ab_ema_bn_faces_celeba_cpu.json``).
+        """
+        bns = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+               and m.track_running_stats]
+        if not bns or n_batches <= 0:
+            return 0
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        self.model.train()
+        try:
+            for _ in range(n_batches):
+                run(self.model)
+        finally:
+            for m, mom in zip(bns, momenta):
+                m.momentum = mom
+            self.model.eval()
+        return len(bns)
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "num_updates": self.num_updates, "model": self.model.state_dict()}

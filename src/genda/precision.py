@@ -17,9 +17,13 @@
   - Intel with AMX-BF16 (matrix tiles) and CUDA GPUs with bf16: bf16 (their bf16 units are the point).
 
   Quality on real data (the Zen 5 machine): DANN MNIST-M -> USPS fp32 84.8 +- 1.3 %, bf16 84.7 +- 2.1 % (6 seeds,
-  ``benchmarks/results/ab_precision_dann_mnistm_usps_cpu.json``), but the CelebA face GAN Method B (noisy labels,
-  h-flip, EMA of G) FID 3.8-5.7 in fp32 against 9.2-17.4 in bf16 (3 seeds each,
-  ``benchmarks/results/ab_precision_faces_celeba_cpu.json``): hence params.yaml keeps ``fp32``.
+  ``benchmarks/results/ab_precision_dann_mnistm_usps_cpu.json``). The CelebA face GAN Method B (noisy labels,
+  h-flip, EMA of G) gave FID 3.8-5.7 in fp32 against 9.2-17.4 in bf16 (3 seeds each,
+  ``benchmarks/results/ab_precision_faces_celeba_cpu.json``); most of that gap was the EMA generator sampling with
+  the trained generator's BatchNorm statistics, which bf16 training moves further from the averaged weights'. With
+  those statistics recomputed (:meth:`genda.gan_tricks.EMA.standing_bn_stats`, since 2026-12-01): fp32 1.50-1.57,
+  bf16 2.17-3.17 (``benchmarks/results/ab_ema_bn_faces_celeba_cpu.json``): bf16 is now better than fp32 was, but
+  every bf16 FID is still above every fp32 one, so params.yaml keeps ``fp32``.
 * ``channels_last``: convolution weights and image batches in NHWC memory order, which oneDNN (CPU) and cuDNN
   (tensor cores) run faster; the numbers are the same up to summation order.
 

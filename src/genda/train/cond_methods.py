@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genda.errors import ConfigError
-from genda.gan_tricks import EMA, make_optimizer, make_scheduler, randint, sample_z
+from genda.gan_tricks import (EMA, EMA_BN_BATCHES, EMA_BN_SEED_OFFSET, make_optimizer, make_scheduler, randint,
+                              sample_z)
 from genda.sampling import sampling_mode
 
 __all__ = ["CondMethod", "ACGANMethod", "DDPMMethod", "TagCDCGANMethod", "build_method"]
@@ -82,6 +83,28 @@ class CondMethod:
 
     def export(self) -> dict:
         return {"net": self.sampling_net().state_dict()}
+
+    def _bn_condition(self, n: int, generator: torch.Generator, cond: Tensor) -> Tensor | None:
+        """G's conditioning input for ``n`` noise vectors, drawn as training draws its fakes' (None: the method's
+        sampling network takes no part in :meth:`prepare_sampling`)."""
+        return None
+
+    @torch.no_grad()
+    def prepare_sampling(self, cond: Tensor, seed: int) -> int:
+        """Before the EMA generator samples: recompute its BatchNorm statistics for the averaged weights
+        (:meth:`genda.gan_tricks.EMA.standing_bn_stats`) from ``cfg["ema_bn_batches"]`` batches of fresh noise, with
+        conditions drawn by :meth:`_bn_condition` (``cond``: the training conditions). Its own generator, seeded
+        from ``seed``, so training's random streams are untouched. Returns the BatchNorm layers recomputed."""
+        n = self.cfg.get("ema_bn_batches", EMA_BN_BATCHES)
+        g = torch.Generator().manual_seed(seed + EMA_BN_SEED_OFFSET)
+        if not self.ema or not n or self._bn_condition(1, torch.Generator(), cond) is None:
+            return 0
+        bs = self.cfg["batch_size"]
+
+        def run(net: nn.Module) -> None:
+            z = sample_z(bs, self.cfg["z_dim"], "normal", generator=g).to(self.device)
+            net(z, self._bn_condition(bs, g, cond).to(self.device))
+        return self.ema.standing_bn_stats(run, n)
 
     def load_export(self, sd: dict) -> None:
         self.sampling_net().load_state_dict(sd["net"])
@@ -133,6 +156,9 @@ class ACGANMethod(CondMethod):
 
     def sampling_net(self):
         return self.ema.model if self.ema else self.G
+
+    def _bn_condition(self, n, generator, cond):
+        return randint(0, self.K, (n,), generator=generator)  # fake labels are uniform in training too
 
     def _draw(self, n: int) -> tuple[Tensor, Tensor]:
         z = sample_z(n, self.cfg["z_dim"], "normal", generator=self.gen).to(self.device)
@@ -298,6 +324,12 @@ class TagCDCGANMethod(CondMethod):
 
     def sampling_net(self):
         return self.ema.model if self.ema else self.G
+
+    def _bn_condition(self, n, generator, cond):
+        from genda.models.cdcgan import one_hot_tags
+
+        # fakes are made for the real batch's tags in training: draw tags [n, G] from the training set's
+        return one_hot_tags(cond[torch.randint(len(cond), (n,), generator=generator).to(cond.device)], self.dims)
 
     def training_step(self, batches, step):
         from genda.models.cdcgan import matching_aware_d_loss, one_hot_tags, random_wrong_tags

@@ -181,6 +181,7 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
         row = {"step": done, "wall_s": round(wall(), 2)}
         labels = torch.arange(data.meta["n_classes"]).repeat(cfg.get("curve_per_class") or 10).to(device)
         with c.autocast():
+            method.prepare_sampling(cond, seed)
             row["images"] = to_uint8_images(method.sample(labels, torch.Generator().manual_seed(seed + 1))).cpu()
         curve.append(row)
         eval_s += time.time() - te
@@ -207,6 +208,8 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
             snapshot(done)
         if ck.due(done) and done < cfg["steps"]:
             ck.save(done, state())
+    with c.autocast():
+        method.prepare_sampling(cond, seed)  # the EMA generator's BatchNorm statistics (no-op without)
     save_atomic({"method": cfg["method"], "cfg": cfg, "meta": data.meta, "weights": method.export(),
                  "steps": cfg["steps"], "seed": seed, "curve": curve, "train_seconds": round(wall(), 2)}, out_model)
     ck.save(cfg["steps"], state())
