@@ -326,15 +326,14 @@ def test_ema_standing_bn_stats_describe_the_averaged_weights():
     model(torch.randn(16, 3) + 2)
     ema.update(model)
     assert torch.equal(ema.model[1].running_mean, model[1].running_mean)  # copied: stale for the averaged weights
-    g = torch.Generator().manual_seed(5)
     seen = []
 
-    def run(net):
+    def run(net, g):
         x = torch.randn(32, 3, generator=g) + 2
         seen.append(net[0](x).detach())
         net(x)
     rng = torch.get_rng_state()
-    assert ema.standing_bn_stats(run, 3) == 1
+    assert ema.standing_bn_stats(run, 3, seed=5) == 1
     assert torch.equal(torch.get_rng_state(), rng)
     h = torch.cat(seen)  # what the copy's BN saw: 3 batches of 32
     torch.testing.assert_close(ema.model[1].running_mean, h.mean(0), rtol=0, atol=1e-5)
@@ -342,8 +341,13 @@ def test_ema_standing_bn_stats_describe_the_averaged_weights():
                                rtol=1e-5, atol=1e-5)  # momentum None: the plain average of the batches' values
     assert not torch.allclose(ema.model[1].running_mean, model[1].running_mean, atol=0.1)
     assert not ema.model.training and ema.model[1].momentum == 0.3
-    assert ema.standing_bn_stats(run, 0) == 0
-    assert EMA(nn.Linear(3, 4)).standing_bn_stats(run, 3) == 0
+    first = ema.model[1].running_mean.clone()
+    ema.standing_bn_stats(run, 3, seed=5)  # its own seeded generator: the same batches, the same statistics
+    assert torch.equal(ema.model[1].running_mean, first)
+    ema.standing_bn_stats(run, 3, seed=6)
+    assert not torch.equal(ema.model[1].running_mean, first)
+    assert ema.standing_bn_stats(run, 0, seed=5) == 0
+    assert EMA(nn.Linear(3, 4)).standing_bn_stats(run, 3, seed=5) == 0
 
 
 def test_ema_exact_update_and_buffers():

@@ -36,8 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genda.errors import ConfigError
-from genda.gan_tricks import (EMA, EMA_BN_BATCHES, EMA_BN_SEED_OFFSET, make_optimizer, make_scheduler, randint,
-                              sample_z)
+from genda.gan_tricks import EMA, EMA_BN_BATCHES, make_optimizer, make_scheduler, randint, sample_z
 from genda.sampling import sampling_mode
 
 __all__ = ["CondMethod", "ACGANMethod", "DDPMMethod", "TagCDCGANMethod", "build_method"]
@@ -47,6 +46,7 @@ class CondMethod:
     """Base class: stores settings, device and generator; subclasses fill in the networks."""
 
     batches_per_step = 1
+    noise_generator = False  # True: the sampling network maps (z, condition) to images (prepare_sampling)
 
     def __init__(self, cfg: dict, meta: dict, device: torch.device, generator: torch.Generator, train: bool = True):
         self.cfg, self.meta, self.device, self.gen, self.train = cfg, meta, torch.device(device), generator, train
@@ -84,27 +84,26 @@ class CondMethod:
     def export(self) -> dict:
         return {"net": self.sampling_net().state_dict()}
 
-    def _bn_condition(self, n: int, generator: torch.Generator, cond: Tensor) -> Tensor | None:
-        """G's conditioning input for ``n`` noise vectors, drawn as training draws its fakes' (None: the method's
-        sampling network takes no part in :meth:`prepare_sampling`)."""
-        return None
+    def _bn_condition(self, n: int, generator: torch.Generator, cond: Tensor) -> Tensor:
+        """G's conditioning input for ``n`` noise vectors, drawn as training draws its fakes' (noise-to-image
+        generators only: those with ``noise_generator = True``)."""
+        raise NotImplementedError
 
     @torch.no_grad()
     def prepare_sampling(self, cond: Tensor, seed: int) -> int:
         """Before the EMA generator samples: recompute its BatchNorm statistics for the averaged weights
-        (:meth:`genda.gan_tricks.EMA.standing_bn_stats`) from ``cfg["ema_bn_batches"]`` batches of fresh noise, with
-        conditions drawn by :meth:`_bn_condition` (``cond``: the training conditions). Its own generator, seeded
-        from ``seed``, so training's random streams are untouched. Returns the BatchNorm layers recomputed."""
+        (:meth:`genda.gan_tricks.EMA.standing_bn_stats`, seeded from ``seed``) from ``cfg["ema_bn_batches"]``
+        batches of fresh noise, with conditions drawn by :meth:`_bn_condition` (``cond``: the training conditions).
+        A no-op without EMA and for the DDPM's denoiser. Returns the BatchNorm layers recomputed."""
         n = self.cfg.get("ema_bn_batches", EMA_BN_BATCHES)
-        g = torch.Generator().manual_seed(seed + EMA_BN_SEED_OFFSET)
-        if not self.ema or not n or self._bn_condition(1, torch.Generator(), cond) is None:
+        if not (self.noise_generator and self.ema and n):
             return 0
         bs = self.cfg["batch_size"]
 
-        def run(net: nn.Module) -> None:
+        def run(net: nn.Module, g: torch.Generator) -> None:
             z = sample_z(bs, self.cfg["z_dim"], "normal", generator=g).to(self.device)
             net(z, self._bn_condition(bs, g, cond).to(self.device))
-        return self.ema.standing_bn_stats(run, n)
+        return self.ema.standing_bn_stats(run, n, seed)
 
     def load_export(self, sd: dict) -> None:
         self.sampling_net().load_state_dict(sd["net"])
@@ -125,6 +124,8 @@ def _opt_step(opt, loss: Tensor) -> None:
 # --------------------------------------------------------------------------- ACGAN (digits and one attribute)
 class ACGANMethod(CondMethod):
     """ACGAN on ``meta["n_classes"]`` classes at ``meta["img_size"]`` (digits 28, faces 64 with K = 2)."""
+
+    noise_generator = True
 
     def __init__(self, cfg, meta, device, generator, train=True):
         from genda.losses.gan import GANLoss
@@ -297,6 +298,8 @@ class DDPMMethod(CondMethod):
 # --------------------------------------------------------------------------- tag cDCGAN (seed 001)
 class TagCDCGANMethod(CondMethod):
     """Tag-conditioned DCGAN with a matching-aware discriminator; tags ``[B, G]`` long, groups ``meta["tag_dims"]``."""
+
+    noise_generator = True
 
     def __init__(self, cfg, meta, device, generator, train=True):
         from genda.models.cdcgan import TagDiscriminator, TagGenerator

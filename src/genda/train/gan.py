@@ -23,8 +23,8 @@ from torch import nn
 from genda import distributed
 from genda.checkpoint import Checkpointer, save_atomic
 from genda.data.store import BatchStream
-from genda.gan_tricks import (EMA, EMA_BN_BATCHES, EMA_BN_SEED_OFFSET, diff_augment, make_optimizer, make_scheduler,
-                              random_hflip, real_fake_targets, sample_z, should_skip_d)
+from genda.gan_tricks import (EMA, EMA_BN_BATCHES, diff_augment, make_optimizer, make_scheduler, random_hflip,
+                              real_fake_targets, sample_z, should_skip_d)
 from genda.losses.gan import GANLoss, gradient_penalty
 from genda.runtime import fingerprint, seed_everything, to_float_images
 
@@ -169,11 +169,10 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
         if ck.due(done) and done < cfg["steps"]:
             ck.save(done, state())
     if ema:  # the EMA copy's BatchNorm statistics from its own activations (gan_tricks.EMA.standing_bn_stats)
-        g_bn = torch.Generator().manual_seed(seed + EMA_BN_SEED_OFFSET)
         with c.autocast():
-            ema.standing_bn_stats(lambda net: run_generator(net, sample_z(bs, zd, cfg["z_prior"], generator=g_bn)
-                                                            .to(device), g_bn),
-                                  cfg.get("ema_bn_batches", EMA_BN_BATCHES))
+            ema.standing_bn_stats(lambda net, g: run_generator(net, sample_z(bs, zd, cfg["z_prior"], generator=g)
+                                                               .to(device), g),
+                                  cfg.get("ema_bn_batches", EMA_BN_BATCHES), seed)
     final = ema.model if ema else G
     save_atomic({"G": final.state_dict(), "cfg": cfg, "steps": cfg["steps"], "seed": seed}, out_model)
     ck.save(cfg["steps"], state())
