@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     a = ap.parse_args()
     from da_runs import set_key
-    from genda.config import da_setting_config, validate
+    from genda.config import da_setting_config, effective_compute, validate
     from genda.data.store import digits_path, load_prepared
     from genda.train.da import train_da
 
@@ -52,7 +52,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             t0 = time.time()
             train_da(a.setting, options, da, src, tgt, seed=seed, device=torch.device("cpu"), ckpt_dir=Path(d) / "ck",
-                     out_model=Path(d) / "model.pt", progress=False, compute=params.get("compute"))
+                     out_model=Path(d) / "model.pt", progress=False, compute=effective_compute(params, params["da"].get("compute")))
             curve = torch.load(Path(d) / "model.pt", weights_only=True)["curve"]
         accs.append(curve[-1]["target_acc"])
         print(f"seed {seed}: target {[round(r['target_acc'], 3) for r in curve]} "

@@ -20,7 +20,7 @@ def main() -> None:
         data = load_cond_data(cfg, name, seed=params["seed"])
         train_cond(cfg, data, seed=params["seed"], device=get_device(), ckpt_dir=Path(f"checkpoints/cond/{name}"),
                    out_model=Path(f"models/cond/{name}/model.pt"), tracker=tr,
-                   loss_csv=Path(f"metrics/cond/{name}/losses.csv"), compute=params.get("compute"))
+                   loss_csv=Path(f"metrics/cond/{name}/losses.csv"), compute=cfg["compute"])
         tr.log_artifact(f"metrics/cond/{name}/losses.csv")
 
 

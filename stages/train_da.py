@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 from genda import stage
-from genda.config import da_setting_config, load_params
+from genda.config import da_setting_config, effective_compute, load_params
 from genda.tracking import Tracker
 
 
@@ -23,7 +23,7 @@ def main() -> None:
             train_da(setting, options, da, src, tgt, seed=seed, device=get_device(),
                      ckpt_dir=Path(f"checkpoints/da/{pair}/{setting}/seed{seed}"),
                      out_model=Path(f"models/da/{pair}/{setting}/seed{seed}.pt"), tracker=tr,
-                     compute=params.get("compute"))
+                     compute=effective_compute(params, params["da"].get("compute")))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,33 @@ def test_compute_section_is_validated(tmp_path):
         load_params(tmp_path / "params.yaml", check_paths=False)
 
 
+def test_a_training_family_overrides_the_top_level_compute(tmp_path):
+    """da.compute / cond.compute / cond_gens.<name>.compute replace only the keys they set, later wins; a typo in
+    them is named like one in the top-level section."""
+    import yaml
+
+    from conftest import ROOT
+    from genda.config import effective_compute
+    from genda.config_cond import cond_config
+
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["compute"] = {"precision": "fp32", "channels_last": True}
+    p["da"]["compute"] = {"precision": "bf16"}
+    p["cond"]["compute"] = {"channels_last": False}
+    p["cond_gens"]["ddpm"]["compute"] = {"precision": "bf16"}
+    p["cond_gens"]["acgan"].pop("compute", None)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    p = load_params(tmp_path / "params.yaml", check_paths=False)
+    assert effective_compute(p, p["da"].get("compute")) == {"precision": "bf16", "channels_last": True}
+    assert cond_config(p, "ddpm")["compute"] == {"precision": "bf16", "channels_last": False}
+    assert cond_config(p, "acgan")["compute"] == {"precision": "fp32", "channels_last": False}
+    assert effective_compute(p) == {"precision": "fp32", "channels_last": True}  # samplers: the top level
+    p["cond_gens"]["ddpm"]["compute"] = {"precison": "bf16"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    with pytest.raises(ConfigError, match=r"cond_gens.ddpm.compute.precison.*did you mean 'precision'"):
+        load_params(tmp_path / "params.yaml", check_paths=False)
+
+
 def _train_dann(compute, steps=20):
     from genda.da.methods import build_method
 

@@ -174,6 +174,25 @@ INT = (int,)
 POS_INT = dict(types=INT, min=1)
 
 
+def compute_section(override: bool = False) -> Section:
+    """``compute`` (top level: every trainer and sampler), or with ``override`` the optional ``compute`` key of
+    a training family's section (``da``, ``cond``, ``cond_gens.<name>``): any subset of the same keys, which
+    replace the top-level ones for that family's training (:func:`effective_compute`)."""
+    return Section({
+        "precision": Spec((str,), choices=PRECISIONS,
+                          help="auto (bf16 where the hardware has it natively, else fp32) | fp32 | bf16"),
+        "channels_last": Spec((bool,)),
+    }, partial=override, required=False)
+
+
+def effective_compute(params: dict, *overrides: dict | None) -> dict:
+    """The top-level ``compute`` section updated by each override's keys in order (later wins)."""
+    out = dict(params.get("compute") or {})
+    for o in overrides:
+        out.update(o or {})
+    return out
+
+
 def _gan_fields() -> dict[str, Any]:
     """Face-GAN training settings; `face_gans.<name>` may override any of them (and lr_d/lr_g/label_smoothing)."""
     return {
@@ -237,11 +256,7 @@ SCHEMA = Section({
     "lr_g": Spec(NUM, min=0.0, help="face-GAN generator learning rate"),
     "label_smoothing": Spec(NUM, min=0.0, max=0.5, help="one-sided: real target = 1 - s"),
     "seed": Spec(INT, min=0),
-    "compute": Section({  # genda.precision: numerics of every trainer and sampler
-        "precision": Spec((str,), choices=PRECISIONS,
-                          help="auto (bf16 where the hardware has it natively, else fp32) | fp32 | bf16"),
-        "channels_last": Spec((bool,)),
-    }, required=False),
+    "compute": compute_section(),  # genda.precision: numerics of every trainer and sampler
     "data": Section({
         "source": Spec((str,), choices=DATA_SOURCES),
         "root": Spec((str,)),
@@ -292,6 +307,7 @@ SCHEMA = Section({
         "eval_every": Spec(INT, min=0, required=False,
                            help="every this many steps: test accuracy on both domains -> the training curve (0 = off)"),
         "tsne_points": Spec(**POS_INT),
+        "compute": compute_section(override=True),  # the DA trainings' numerics (default: the top-level compute)
     }),
 })
 
@@ -393,7 +409,7 @@ def da_setting_config(params: dict, setting: str) -> tuple[dict, dict]:
     """(shared DA settings, method options) for one DA setting."""
     if setting not in params["da"]["settings"] and setting not in DA_SETTINGS:
         raise ConfigError(f"unknown DA setting '{setting}'; valid: {', '.join(DA_SETTINGS)}")
-    da = {k: v for k, v in params["da"].items() if k != "methods"}
+    da = {k: v for k, v in params["da"].items() if k not in ("methods", "compute")}
     return da, dict(params["da"]["methods"].get(setting) or {})
 
 

@@ -21,7 +21,8 @@ COND_FIELDS: dict = {}
 import copy  # noqa: E402
 from typing import Any  # noqa: E402
 
-from genda.config import BN_MODES, DIGIT_DOMAINS, SCHEMA, ListOf, MapOf, Section, Spec, _check_name  # noqa: E402
+from genda.config import (  # noqa: E402
+    BN_MODES, DIGIT_DOMAINS, SCHEMA, ListOf, MapOf, Section, Spec, _check_name, compute_section, effective_compute)
 from genda.errors import ConfigError  # noqa: E402
 
 COND_METHODS = ("acgan", "ddpm", "attr_acgan", "tag_cdcgan")
@@ -117,6 +118,8 @@ def _cond_fields() -> dict:
         "loss_weight": Spec((str,), choices=("none", "min_snr"), required=False,
                             help="ddpm: per-step loss weight: none (Ho et al.'s simple loss) | min_snr (Hang et al. 2023)"),
         "min_snr_gamma": Spec(_NUM, min=0.1, required=False, help="ddpm: gamma of min_snr weighting"),
+        # numerics of this method's training (its keys replace the top-level compute's; sampling keeps the latter)
+        "compute": compute_section(override=True),
     }
 
 
@@ -176,6 +179,7 @@ def cond_config(params: dict, name: str) -> dict:
     entry = dict(gens[name] or {})
     cfg["method"] = entry.pop("method", name)
     cfg.update(entry)
+    cfg["compute"] = effective_compute(params, params["cond"].get("compute"), entry.get("compute"))
     if cfg["method"] not in COND_METHODS:
         raise ConfigError(f"params: 'cond_gens.{name}.method' must be one of {', '.join(COND_METHODS)}")
     where = f"cond_gens.{name}"

@@ -134,7 +134,8 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
                tracker=None, loss_csv: Path | None = None, progress: bool = True,
                compute: dict | None = None) -> list[dict]:
     """Train ``cfg["method"]`` on ``data`` for ``cfg["steps"]`` steps; save the sampling weights to ``out_model``.
-    ``compute``: the params section of :mod:`genda.precision` (each step runs under its autocast).
+    ``compute``: the params section of :mod:`genda.precision` (each step runs under its autocast); None: the
+    effective one :func:`~genda.config_cond.cond_config` put in ``cfg["compute"]`` (else fp32, NCHW).
 
     Returns the loss history (one row per ``log_every`` steps and at the end)."""
     from tqdm import tqdm
@@ -144,7 +145,7 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
     gen = seed_everything(seed)
     from genda.precision import Compute
 
-    c = Compute(compute, device)
+    c = Compute(compute if compute is not None else cfg.get("compute"), device)
     method = build_method(cfg, data.meta, device, gen, train=True)
     for m in method._modules().values():
         if m is not None:
