@@ -20,6 +20,10 @@ def main() -> None:
         m = evaluate_samples(Path(f"samples/cond/{name}"), params["evaluate"], params["classifier"],
                              seed=params["seed"], reference_dir=Path("features/fid"))
         write_curve(Path(f"models/cond/{name}/model.pt"), name, Path(f"metrics/cond/curves/{name}.csv"))
+        # the numerics it was trained in (cond_gens.<name>.compute over compute); m["env"] is this evaluation's
+        from genda.checkpoint import load_weights
+
+        m["train_compute"] = load_weights(Path(f"models/cond/{name}/model.pt"))["cfg"].get("compute")
         stage.write_metrics(m, Path(f"metrics/cond/{name}.json"))
         tr.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         tr.set_tags({"fid_extractor": m.get("extractor", "")})

@@ -85,10 +85,11 @@ def test_default_classifier_framing_and_adaptation_meet_issue_10():
     that scores every digit generator reaches >= 95 % on the embedded real mnistm test digits (1000 steps; 150
     gave 77 %); USPS is in MNIST framing (the default since the 3-seed A/Bs); source-only has learnt (400 Adam
     steps; at the old 150 SGD steps every DA method was below it) and target-only is above it on both default
-    pairs. With the 2026-12-01 embedded recipe (DSN similarity weight 0.1, mean-teacher EMA 0.95; 3-seed A/Bs in
-    benchmarks/results/ab_da_recipe_embedded.json) DANN, DSN and mean teacher beat source-only on MNIST-M->USPS
-    and DANN and DSN on SVHN->MNIST-M; mean teacher there is one test digit of 359 under it (68.0 vs 68.2 %; its
-    3-seed mean is above: 69.1 vs 68.3) -- held to one point under, and reported as missed (README)."""
+    pairs. With the 2026-12-01 embedded recipe (DSN similarity weight 0.1, mean-teacher EMA 0.95, the DA trainings
+    in precision auto = bf16 on Zen 5; 5-seed A/Bs in benchmarks/results/ab_da_recipe_embedded.json) DANN, DSN and
+    mean teacher are at or above source-only on both pairs -- the mean teacher by one test digit of 359 on
+    SVHN->MNIST-M and tied on MNIST-M->USPS, inside seed noise (README). On a machine where auto is fp32 the
+    committed outputs are not what a rerun gives (fp32 run: mean teacher one digit under on SVHN->MNIST-M)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     c = json.loads((ROOT / "metrics/classifier.json").read_text())
     assert c["steps"] == params["classifier"]["steps"] and c["test_acc"] >= 0.95
@@ -100,9 +101,7 @@ def test_default_classifier_framing_and_adaptation_meet_issue_10():
     for pair, floor in floors.items():
         so = acc[pair]["source_only"]
         assert so >= floor and acc[pair]["target_only"] > so, (pair, acc[pair])
-        assert acc[pair]["dann"] >= so and acc[pair]["dsn"] >= so, (pair, acc[pair])
-    assert acc["mnistm-usps"]["mean_teacher"] >= acc["mnistm-usps"]["source_only"], acc["mnistm-usps"]
-    assert acc["svhn-mnistm"]["mean_teacher"] >= acc["svhn-mnistm"]["source_only"] - 0.01, acc["svhn-mnistm"]
+        assert min(acc[pair][m] for m in ("dann", "dsn", "mean_teacher")) >= so, (pair, acc[pair])
 
 
 def test_default_face_gans_a_and_b_learn_the_portrait():

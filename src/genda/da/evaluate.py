@@ -52,9 +52,12 @@ def evaluate_setting(pair: str, setting: str, seeds: list[int], tsne_points: int
     std, per seed), and the target accuracy after AdaBN (``target_acc_adabn``: BatchNorm statistics re-estimated
     on the unlabelled target *training* images, :func:`genda.da.adabn.adapt_bn`); the first seed's test features of ``tsne_points`` images per domain -> ``out_features``."""
     device = get_device()
-    per_seed = {}
+    per_seed, train_compute = {}, None
     for seed in seeds:
-        model = load_da_model(Path(f"models/da/{pair}/{setting}/seed{seed}.pt"), device)
+        path = Path(f"models/da/{pair}/{setting}/seed{seed}.pt")
+        model = load_da_model(path, device)
+        if train_compute is None:  # the numerics it was trained in (da.compute over compute); env is evaluation's
+            train_compute = load_weights(path).get("compute")
         t_acc = float((predict(model, tgt["x_test"], device) == tgt["y_test"]).float().mean())
         s_acc = float((predict(model, src["x_test"], device) == src["y_test"]).float().mean())
         ada = adapt_bn(model, tgt["x_train"], device)
@@ -69,7 +72,7 @@ def evaluate_setting(pair: str, setting: str, seeds: list[int], tsne_points: int
             np.savez_compressed(out_features, features=torch.cat([fs, ft]).numpy(),
                                 labels=torch.cat([src["y_test"][si], tgt["y_test"][ti]]).numpy(),
                                 domains=np.r_[np.zeros(len(si), np.int64), np.ones(len(ti), np.int64)])
-    m = {"pair": pair, "setting": setting, "n_seeds": len(seeds)}
+    m = {"pair": pair, "setting": setting, "n_seeds": len(seeds), "train_compute": train_compute}
     for key in ("target_acc", "source_acc", "target_acc_adabn"):
         v = np.array([r[key] for r in per_seed.values()])
         m[key], m[key + "_std"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
