@@ -77,6 +77,11 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
         assert 0.0 <= da[s]["target_acc"] <= 1.0 and da[s]["n_seeds"] == 1 and da[s]["setting"] == s
         assert 0.0 <= da[s]["per_seed"]["0"]["target_acc_adabn"] == da[s]["target_acc_adabn"] <= 1.0
     assert "| mnistm-usps + AdaBN |" in report
+    # the numerics each family trained in, resolved (da.compute / cond_gens.<name>.compute: auto over fp32)
+    from genda.precision import bf16_pays
+
+    auto = "bf16" if bf16_pays(torch.device("cpu")) else "fp32"
+    assert {da[s]["train_compute"]["precision"] for s in ("source_only", "dann", "target_only")} == {auto}
     assert (proj / "plots/tsne/mnistm-usps/dann.png").exists()
     # the training curves (da.eval_every; the last step is always scored) -> CSV and the report's figure
     steps = torch.load(proj / "models/da/mnistm-usps/dann/seed0.pt", weights_only=True)["curve"][-1]["step"]
@@ -96,6 +101,8 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
         assert f"| {g} |" in report
     acgan = json.loads((proj / "metrics/cond/acgan.json").read_text())
     assert 0.0 <= acgan["accuracy"] <= 1.0
+    assert acgan["train_compute"] == {"precision": auto, "channels_last": True}
+    assert json.loads((proj / "metrics/cond/ddpm.json").read_text())["train_compute"]["precision"] == "fp32"
     assert acgan["digit_fid"] > acgan["digit_fid_real_floor"] > 0  # classifier-feature FID beside its floor
     assert acgan["n_real_floor"] == 30 and 0.0 <= acgan["fid_real_floor"] < acgan["fid"]
     assert report.count("| *real vs real (30 held-out mnistm digits)* |") == 1

@@ -212,7 +212,8 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
     with c.autocast():
         method.prepare_sampling(cond, seed)  # the EMA generator's BatchNorm statistics (no-op without)
     save_atomic({"method": cfg["method"], "cfg": cfg, "meta": data.meta, "weights": method.export(),
-                 "steps": cfg["steps"], "seed": seed, "curve": curve, "train_seconds": round(wall(), 2)}, out_model)
+                 "steps": cfg["steps"], "seed": seed, "curve": curve, "train_seconds": round(wall(), 2),
+                 "compute": c.record()}, out_model)
     ck.save(cfg["steps"], state())
     if loss_csv:
         write_history(history, loss_csv)
