@@ -10,9 +10,9 @@ values), keeps a curve point every ``curve_every`` steps and scores it with the 
 
 ``--keep DIR`` copies each trained model to ``DIR/<name>_seed<S>.pt`` (e.g. to sweep sampling knobs afterwards).
 ``--compute precision=bf16 channels_last=false``: override keys of the ``compute`` the trainer runs under (default:
-the base params file's, with the ``cond`` / ``cond_gens.NAME`` overrides). ``--g-base``: ACGAN generator's first feature-map width (default ``min(512, 8 ngf)``; 512 = the generator used
-until 2026-11-30). Needs ``data/prepared/digits`` and ``models/classifier`` (``dvc repro train_classifier``).
-One thread per process (run two at a time on 2 cores). Results: ``benchmarks/results/ab_acgan_embedded.json``.
+the base params file's, with the ``cond`` / ``cond_gens.NAME`` overrides). ``--g-base``: ACGAN generator's first
+feature-map width (default ``min(512, 8 ngf)``; 512 = the generator used until 2026-11-30). Needs
+``data/prepared/digits`` and ``models/classifier`` (``dvc repro train_classifier``). One thread per process (run two at a time on 2 cores). Results: ``benchmarks/results/ab_acgan_embedded.json``.
 """
 from __future__ import annotations
 
@@ -54,22 +54,21 @@ def main() -> None:
     params = load_params(a.base)
     params["cond_gens"][a.name] = {**params["cond_gens"][a.name], **over}
     cfg = cond_config(params, a.name)
-    compute = {**cfg["compute"], **{k: json.loads(v) if v in ("true", "false") else v
-                                    for k, v in (o.split("=", 1) for o in a.compute)}}
-    cfg["compute"] = compute
+    cfg["compute"] = {**cfg["compute"], **{k: json.loads(v) if v in ("true", "false") else v
+                                           for k, v in (o.split("=", 1) for o in a.compute)}}  # train_cond reads it
     cpu = torch.device("cpu")
     for seed in a.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             data = load_cond_data(cfg, a.name, root=ROOT, seed=seed)
             t = time.time()
-            train_cond(cfg, data, seed=seed, device=cpu, ckpt_dir=out / "ck", out_model=out / "model.pt", progress=False,
-                       compute=compute)
+            train_cond(cfg, data, seed=seed, device=cpu, ckpt_dir=out / "ck", out_model=out / "model.pt", progress=False)
             df = write_curve(out / "model.pt", a.name, out / "curve.csv", root=ROOT, device=cpu)
             if a.keep:
                 a.keep.mkdir(parents=True, exist_ok=True)
                 shutil.copy(out / "model.pt", a.keep / f"{a.name}_seed{seed}.pt")
-        print(json.dumps({"name": a.name, "seed": seed, "g_base": a.g_base, **over, "compute": compute, "total_s": round(time.time() - t, 1),
+        print(json.dumps({"name": a.name, "seed": seed, "g_base": a.g_base, **over, "compute": cfg["compute"],
+                          "total_s": round(time.time() - t, 1),
                           "curve": [[int(r.step), round(r.wall_s, 1), round(r.accuracy, 3)] for r in df.itertuples()]}),
               flush=True)
 

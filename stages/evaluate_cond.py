@@ -23,8 +23,7 @@ def main() -> None:
         # the numerics it was trained in (cond_gens.<name>.compute over compute); m["env"] is this evaluation's
         from genda.checkpoint import load_weights
 
-        ck = load_weights(Path(f"models/cond/{name}/model.pt"))
-        m["train_compute"] = ck.get("compute") or ck["cfg"].get("compute")  # resolved (models before 2026-12-01: as set)
+        m["train_compute"] = load_weights(Path(f"models/cond/{name}/model.pt")).get("compute")  # resolved (auto -> ...)
         stage.write_metrics(m, Path(f"metrics/cond/{name}.json"))
         tr.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         tr.set_tags({"fid_extractor": m.get("extractor", "")})
