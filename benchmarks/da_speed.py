@@ -144,6 +144,12 @@ def main() -> None:
                          "conventional loop stays fp32, as the references run")
     ap.add_argument("--conventional", default="reference", choices=("reference", "joint_sgd"),
                     help="the conventional loop's step (see the module docstring)")
+    ap.add_argument("--conventional-keep-heap", action="store_true",
+                    help="the conventional loop also with genda.allocator.keep_heap (default: glibc's allocator as "
+                         "a plain script has; genda's trainers keep their buffers in the heap)")
+    ap.add_argument("--genda-first", action="store_true",
+                    help="train genda first and the conventional loop after it in the same process (default: the "
+                         "conventional loop first, in a fresh process as a plain script runs)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     from genda.data.store import load_prepared
@@ -156,13 +162,23 @@ def main() -> None:
     steps = max(1, int(a.epochs * len(src["y_train"]) // a.batch))
     per_epoch = len(src["y_train"]) // a.batch
     compute = {"precision": a.precision, "channels_last": a.channels_last}
-    g_secs, g_acc = run_genda(src, tgt, steps, a.batch, a.lr, device, a.jitter, compute=compute)
+    from genda.allocator import applied, keep_heap
+
+    if a.conventional_keep_heap:
+        keep_heap()
+    # the conventional loop first: genda's trainer tunes the process's allocator (genda.allocator), for good
+    conv_malloc = "keep_heap" if applied() else "default"
+    if a.genda_first:  # the order before 2026-12-01 session 7 (the conventional loop ran in genda's used process)
+        g_secs, g_acc = run_genda(src, tgt, steps, a.batch, a.lr, device, a.jitter, compute=compute)
+        conv_malloc = "keep_heap" if applied() else "default"
+    c_secs, c_acc = run_conventional(src, tgt, steps, a.batch, a.lr, device, a.workers, a.jitter,
+                                     style=a.conventional)
+    if not a.genda_first:
+        g_secs, g_acc = run_genda(src, tgt, steps, a.batch, a.lr, device, a.jitter, compute=compute)
     from genda.precision import active
     from genda.runtime import environment
 
     genda_precision = active()  # what train_da resolved compute.precision to
-    c_secs, c_acc = run_conventional(src, tgt, steps, a.batch, a.lr, device, a.workers, a.jitter,
-                                     style=a.conventional)
 
     res = {"pair": a.pair, "steps": steps, "batch": a.batch, "device": str(device),
            "genda_compute": {**compute, "precision_used": genda_precision},
@@ -170,6 +186,7 @@ def main() -> None:
            "machine": f"{platform.node()} {platform.processor() or platform.machine()} "
                       f"{torch.get_num_threads()} threads" + (f" {torch.cuda.get_device_name()}" if device.type == "cuda" else ""),
            "n_source_train": len(src["y_train"]), "workers_conventional": a.workers, "conventional": a.conventional,
+           "malloc": {"genda": "keep_heap" if applied() else "default", "conventional": conv_malloc},
            "genda_sec_per_epoch": g_secs / steps * per_epoch, "conventional_sec_per_epoch": c_secs / steps * per_epoch,
            "speedup": c_secs / g_secs, "genda_target_acc": g_acc, "conventional_target_acc": c_acc}
     print(json.dumps(res, indent=2))

@@ -103,6 +103,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--precision", choices=("fp32", "bf16", "auto"),
                     help="genda's compute.precision (default: params.yaml's); the conventional loop stays fp32")
+    ap.add_argument("--conventional-keep-heap", action="store_true",
+                    help="the conventional loop also with genda.allocator.keep_heap (default: glibc's allocator as "
+                         "a plain script has; genda's trainers keep their buffers in the heap)")
     ap.add_argument("--note", default="")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -122,16 +125,22 @@ def main() -> None:
         prepare_s = time.perf_counter() - t
         with tarfile.open(a.faces) as tf:
             tf.extractall(tmp / "jpg", filter="data")  # ImageFolder: root/<class>/*.jpg (celebA/*.jpg)
+        from genda.allocator import applied, keep_heap
+
+        if a.conventional_keep_heap:
+            keep_heap()
+        conv_malloc = "keep_heap" if applied() else "default"
+        c = conventional(tmp / "jpg", cfg, a.steps, a.warmup, a.workers)  # first: genda tunes the allocator
         g = genda_loop(x, cfg, a.steps, a.warmup, compute, tmp)
         from genda.precision import active
 
         compute["precision_used"] = active()
-        c = conventional(tmp / "jpg", cfg, a.steps, a.warmup, a.workers)
     res = {"what": __doc__.split("\n\n")[0], "width": a.width, "batch": a.batch, "steps": a.steps,
            "threads": a.threads, "workers_conventional": a.workers, "genda_compute": compute,
            "n_train_faces": len(x), "genda_prepare_once_s": round(prepare_s, 1),
            "genda_s_per_iter": round(g / a.steps, 3), "conventional_s_per_iter": round(c / a.steps, 3),
-           "speedup": round(c / g, 2), "command": "python benchmarks/gan_speed.py " + " ".join(sys.argv[1:]),
+           "speedup": round(c / g, 2), "malloc": {"genda": "keep_heap" if applied() else "default",
+                                                  "conventional": conv_malloc}, "command": "python benchmarks/gan_speed.py " + " ".join(sys.argv[1:]),
            "env": environment(compute["precision_used"]), "note": a.note}
     print(json.dumps(res, indent=1))
     if a.out:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from genda import optim
 from genda.errors import ConfigError
 
 PRIORS = ("normal", "uniform", "sphere")
@@ -145,9 +146,10 @@ class EMA:
         d = min(self.decay, (1.0 + self.num_updates) / (10.0 + self.num_updates))
         self.num_updates += 1
         src_params = dict(model.named_parameters())
-        for name, p_ema in self.model.named_parameters():
-            p = src_params[name].detach()
-            p_ema.mul_(d).add_(p.to(p_ema.dtype), alpha=1.0 - d)
+        ema = [p for _, p in self.model.named_parameters()]
+        src = [src_params[name].detach().to(p.dtype) for name, p in self.model.named_parameters()]
+        torch._foreach_mul_(ema, d)  # the multi-tensor form of p_ema.mul_(d).add_(p, alpha=1 - d): same bits
+        torch._foreach_add_(ema, src, alpha=1.0 - d)
         src_bufs = dict(model.named_buffers())
         for name, b_ema in self.model.named_buffers():
             b_ema.copy_(src_bufs[name])
@@ -275,11 +277,11 @@ def make_optimizer(
     if not lr > 0:
         raise ConfigError(f"learning rate must be > 0, got {lr!r}")
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(float(b) for b in betas))
+        return optim.build("adam", params, lr=lr, betas=tuple(float(b) for b in betas))
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+        return optim.build("sgd", params, lr=lr, momentum=momentum)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
+        return optim.build("rmsprop", params, lr=lr)
     raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
 
 

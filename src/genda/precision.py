@@ -79,10 +79,16 @@ def autocast(precision: str, device: torch.device) -> ContextManager:
 class Compute:
     """The resolved ``compute`` section for one stage: ``with c.autocast(): ...``, ``c.module(m)``, ``c.images(x)``.
 
-    ``cfg`` is ``{"precision": ..., "channels_last": ...}`` (None: fp32, NCHW)."""
+    ``cfg`` is ``{"precision": ..., "channels_last": ...}`` (None: fp32, NCHW). On the CPU it also keeps the
+    process's tensor buffers in the C heap between steps (:func:`genda.allocator.keep_heap`: same numbers, no
+    page faults per step)."""
 
     def __init__(self, cfg: dict | None, device: torch.device) -> None:
         cfg = cfg or {}
+        if torch.device(device).type == "cpu":
+            from genda.allocator import keep_heap
+
+            keep_heap()
         self.device = device
         self.precision = resolve(cfg.get("precision", "fp32"), device)
         self.channels_last = bool(cfg.get("channels_last", False))

@@ -41,6 +41,7 @@ def environment(precision: str | None = None) -> dict:
     Written next to every metric (``env`` in ``metrics/**.json``) and as ``env.*`` tags of every MLflow run."""
     import platform
 
+    from genda.allocator import applied
     from genda.distributed import world_size
     from genda.precision import active
 
@@ -50,7 +51,8 @@ def environment(precision: str | None = None) -> dict:
     env = {"torch": torch.__version__, "cuda": torch.version.cuda or "none",
            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
            "threads": torch.get_num_threads(), "world_size": world_size(), "precision": precision,
-           "python": platform.python_version(), "platform": platform.platform(terse=True)}
+           "python": platform.python_version(), "platform": platform.platform(terse=True),
+           "malloc": "keep_heap" if applied() else "default"}
     env.update(cpu_info())
     return env
 

@@ -18,6 +18,9 @@ def run(main: Callable[[], None], *, distributed: bool = False) -> None:
 
     warm.handoff()  # GENDA_WARM=1: run in the warm fork server and exit with its status (genda.warm)
     pin_threads_env()
+    from genda.allocator import keep_heap
+
+    keep_heap()  # tensor buffers stay in the C heap between steps (genda.allocator)
     try:
         if distributed:
             from genda import distributed as dist

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genda import distributed
+from genda import distributed, optim
 from genda.checkpoint import Checkpointer, load_weights, save_atomic
 from genda.data.augment import color_jitter
 from genda.data.store import BatchStream
@@ -105,7 +105,7 @@ def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: 
 
     c = Compute(compute, device)
     model = c.module(DigitClassifier(n_classes, cfg["width"]).to(device))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    opt = optim.build("adamw", model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     distributed.broadcast_modules(model)
     distributed.sync_optimizer(opt)
     sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["steps"])

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genda import optim
 from genda.errors import ConfigError
 from genda.gan_tricks import EMA, EMA_BN_BATCHES, make_optimizer, make_scheduler, randint, sample_z
 from genda.sampling import sampling_mode
@@ -234,7 +235,7 @@ class DDPMMethod(CondMethod):
         self.sched = DDPMScheduler(cfg["T"], cfg["beta_start"], cfg["beta_end"], device=device)
         self.opt = self.sch = None
         if train:
-            self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg["lr"])
+            self.opt = optim.build("adam", self.net.parameters(), lr=cfg["lr"])
             (self.sch,) = self._schedulers(self.opt)
             self.ema = EMA(self.net, cfg["ema_decay"]) if cfg["ema_decay"] else None
 

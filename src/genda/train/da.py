@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from genda import distributed
+from genda import distributed, optim
 from genda.checkpoint import Checkpointer, load_weights, save_atomic
 from genda.data.augment import color_jitter
 from genda.data.store import BatchStream
@@ -69,9 +69,9 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
     t_stream = BatchStream(len(xt_all), da["batch_size"], seed + 7919, device) if uses_target else None
     groups = model.param_groups(da["lr"])  # each carries base_lr (e.g. a pretrained backbone at 0.1x)
     if da["optimizer"] == "sgd":
-        opt = torch.optim.SGD(groups, lr=da["lr"], momentum=da["momentum"], weight_decay=da["weight_decay"])
+        opt = optim.build("sgd", groups, lr=da["lr"], momentum=da["momentum"], weight_decay=da["weight_decay"])
     else:
-        opt = torch.optim.Adam(groups, lr=da["lr"], weight_decay=da["weight_decay"])
+        opt = optim.build("adam", groups, lr=da["lr"], weight_decay=da["weight_decay"])
     distributed.sync_optimizer(opt)
     steps = da["steps"]
     eval_every = da.get("eval_every") or 0
