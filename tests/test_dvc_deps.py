@@ -24,6 +24,7 @@ INFRA = {
     "src/genda/checkpoint.py",  # checkpoint files (resume is tested to give identical results)
     "src/genda/errors.py",
     "src/genda/threads.py",
+    "src/genda/allocator.py",  # where the C heap keeps tensor buffers: same bits (tests/test_allocator.py)
     "src/genda/distributed.py",  # single-process here; multi-process equivalence is tested
     "src/genda/runtime.py",  # device/thread choice, environment record, fingerprints, uint8<->float
 }
