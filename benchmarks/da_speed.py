@@ -12,6 +12,11 @@ number of steps on the same prepared data, then report seconds per source epoch 
 * genda: whole splits on the device as uint8, batches by indexing, ColorJitter-like jitter in batch on the
   device (src/genda/train/da.py).
 
+The conventional loop runs first, in the fresh process with glibc's default allocator as a plain script has;
+genda's trainer then sets its own (:mod:`genda.allocator`). ``--conventional-keep-heap`` gives the conventional
+loop genda's allocator setting too; ``--genda-first`` restores the order used before 2026-12-01 session 7. The
+result records both (``malloc``).
+
     python benchmarks/da_speed.py --pair mnistm-usps --epochs 1            # on data/prepared (run `dvc repro prepare` first)
     python benchmarks/da_speed.py --pair mnistm-usps --epochs 1 --out benchmarks/results/da_speed_cpu.json
     python benchmarks/da_speed.py --pair mnistm-usps --epochs 0.3 --channels-last   # genda as the default runs it

@@ -11,6 +11,10 @@ Both train the same networks (genda's DCGAN G and D, ``ngf = ndf = --width``, 64
   uint8 tensor by :func:`genda.data.sources.load_faces` (the ``prepare`` stage's loader; its one-off time is
   reported apart), with ``compute`` = the default params' (channels_last; ``--precision`` overrides theirs).
 
+The conventional loop runs first, in the fresh process with glibc's default allocator as a plain script has;
+genda's trainer then sets its own (:mod:`genda.allocator`). ``--conventional-keep-heap`` gives the conventional
+loop genda's allocator setting too. The result records both (``malloc``).
+
     python benchmarks/gan_speed.py --faces ../shared/data/faces/celeba_10k.tar --out benchmarks/results/gan_speed_cpu.json
 """
 from __future__ import annotations
