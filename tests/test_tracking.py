@@ -1,9 +1,11 @@
 """MLflow tracking through the helper process: what a stage logs lands in the run, a broken tracking URI
 costs one warning and never the stage, and a stage killed mid-run leaves its run marked KILLED."""
+import json
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from genda.tracking import Tracker
 
@@ -84,3 +86,73 @@ def test_killed_stage_leaves_its_run_marked_killed(tmp_path):
     assert status == "KILLED"
     con = sqlite3.connect(_db(tmp_path))
     assert con.execute("select value from metrics where key='loss'").fetchall() == [(1.0,)]
+
+
+WARM_FORK = textwrap.dedent('''
+    import json, os, sys
+    from pathlib import Path
+    import mlflow.tracking  # as the warm server has it (genda.warm.PRELOAD)
+    from genda.tracking import Tracker, warm_store
+    root, warm = Path(sys.argv[1]), sys.argv[2] == "warm"
+    uri = warm_store(root) if warm else None
+    if warm:
+        from mlflow.tracking._tracking_service.utils import _get_store
+        print(json.dumps({"uri": uri, "pooled": _get_store(uri).engine.pool.checkedin()}), flush=True)
+    pid = os.fork()  # a warm stage: a fork of the server, whose MLflow helper is a fork of it (_ForkedHelper)
+    if pid == 0:
+        code = 1
+        try:
+            from mlflow.store.tracking import sqlalchemy_store
+
+            def refuse(*a, **k):
+                raise RuntimeError("store built again")
+
+            sqlalchemy_store.SqlAlchemyStore.__init__ = refuse
+            os.environ["GENDA_WARM_CHILD"] = "1"
+            with Tracker("train_z@warm", params={"k": 1}, root=root) as tr:
+                tr.log_metrics({"loss": 0.5}, step=3)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print(json.dumps({"stage_status": os.waitstatus_to_exitcode(status)}), flush=True)
+''')
+
+
+def test_a_store_warmed_before_the_fork_serves_every_forked_helper(tmp_path):
+    """genda.warm opens the MLflow store once (warm_store) and forks the stages after it: their helpers must log
+    through that store, never build it again (here: building it raises), each with its own sqlite connection."""
+    env = {"PATH": "/usr/bin:/bin", "GENDA_MLFLOW": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    runs = {}
+    for mode in ("warm", "cold"):  # cold: the control -- the forked helper has to build the store and cannot
+        root = tmp_path / mode
+        root.mkdir()
+        r = subprocess.run([sys.executable, "-c", WARM_FORK, str(root), mode], capture_output=True, text=True,
+                           env=env, timeout=300)
+        out = [json.loads(line) for line in r.stdout.splitlines()]
+        assert r.returncode == 0 and out[-1] == {"stage_status": 0}, r.stderr
+        if mode == "warm":
+            assert out[0] == {"uri": f"sqlite:///{_db(root)}", "pooled": 0}  # no connection crosses the fork
+            assert "failed" not in r.stderr, r.stderr
+        else:
+            assert "MLflow start failed (RuntimeError: store built again)" in r.stderr
+        runs[mode] = (sqlite3.connect(_db(root)).execute(
+            "select r.name, r.status, m.key, m.value, m.step from runs r join metrics m on m.run_uuid = r.run_uuid"
+        ).fetchall() if _db(root).exists() else [])
+    assert runs["warm"] == [("train_z@warm", "FINISHED", "loss", 0.5, 3)]
+    assert runs["cold"] == []
+
+
+def test_warm_store_is_off_with_tracking_off_and_for_non_sqlite_stores(tmp_path, monkeypatch):
+    from genda.tracking import tracking_uri, warm_store
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    assert tracking_uri(tmp_path) == f"sqlite:///{_db(tmp_path)}"
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "dvc_root"))  # DVC's stage environment wins over the root
+    assert tracking_uri(tmp_path) == f"sqlite:///{tmp_path / 'dvc_root' / 'mlflow.db'}"
+    monkeypatch.setenv("GENDA_MLFLOW", "0")
+    assert warm_store(tmp_path) is None
+    monkeypatch.setenv("GENDA_MLFLOW", "1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://localhost:1")
+    assert warm_store(tmp_path) is None and not (tmp_path / "dvc_root").exists()

@@ -45,6 +45,8 @@ def main():
         raise RuntimeError("boom")
     elif mode == "exit5":
         sys.exit(5)
+    elif mode == "modules":  # what the worker inherited from the server
+        print("tracking_loaded=" + str("genda.tracking" in sys.modules or hasattr(sys.modules["genda"], "tracking")))
     elif mode == "sleep":
         import time
         time.sleep(60)
@@ -129,6 +131,27 @@ def test_ctrl_c_reaches_the_warm_stage(warm):
     assert p.stdout.readline().startswith("warm")
     p.send_signal(signal.SIGINT)  # forwarded: KeyboardInterrupt in the stage, as in a terminal
     assert p.wait(timeout=20) == 130 and "KeyboardInterrupt" in p.stderr.read()
+
+
+def test_the_server_opens_the_mlflow_store_once_and_workers_still_import_genda_fresh(tmp_path, sock_dir):
+    env = {**os.environ, "GENDA_WARM": "1", "GENDA_WARM_DIR": str(sock_dir), "GENDA_MLFLOW": "1",
+           "PYTHONPATH": str(ROOT / "src")}
+    for var in ("GENDA_WARM_CHILD", "DVC_ROOT", "MLFLOW_TRACKING_URI", "GENDA_ROOT"):
+        env.pop(var, None)
+    script = tmp_path / "stage_script.py"
+    script.write_text(SCRIPT)
+    server = subprocess.Popen([sys.executable, "-m", "genda.warm", "serve"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "serving on" in server.stdout.readline()
+        # the project of the server's cwd (no params.yaml above tmp_path: the cwd itself), as a stage's Tracker
+        assert server.stdout.readline().strip() == f"[genda.warm] MLflow store open: sqlite:///{tmp_path}/mlflow.db"
+        assert (tmp_path / "mlflow.db").exists()
+        r = run(env, script, "modules", cwd=tmp_path)
+        assert r.returncode == 0 and r.stdout.startswith("warm") and "tracking_loaded=False" in r.stdout, r.stderr
+    finally:
+        subprocess.run([sys.executable, "-m", "genda.warm", "stop"], env=env, capture_output=True)
+        assert server.wait(timeout=30) == 0
 
 
 def test_without_a_server_the_stage_runs_itself_and_starts_one(tmp_path, sock_dir):
