@@ -77,3 +77,25 @@ def test_face_detector_defaults_are_the_committed_calibrations_choice():
     chosen = cal["rates"][cal["chosen"]]
     base = cal["rates"][cal["baseline"].split(" (")[0]]
     assert chosen["CelebA aligned, centre 64x64 crop"] > base["CelebA aligned, centre 64x64 crop"]
+
+
+def test_repro_utilisation_splits_cpu_samples_at_the_stage_lines(tmp_path):
+    """Per stage: wall between two 'Running stage' lines, busy share of the /proc/stat samples in it, and the idle
+    cores as wall seconds; stamped lines come from benchmarks/timestamp.sh."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from repro_utilisation import analyse
+
+    log = tmp_path / "repro.log"
+    log.write_text("    0.0 GENDA_WARM=1 dvc repro\n    1.0 Running stage 'prepare':\n    1.0 > python x.py\n"
+                   "    3.0 Running stage 'train_cond@ddpm':\n    5.9 some output\n    6.0 Updating lock file\n")
+    cpu = tmp_path / "cpu.log"  # seconds since the start, idle + iowait jiffies, all jiffies (2 cores x 100 Hz)
+    cpu.write_text("".join(f"{t}.0 {idle} 200\n" for t, idle in [(1, 200), (2, 100), (3, 100), (4, 0), (5, 0),
+                                                                   (6, 0), (7, 200)]))
+    res = analyse(log, cpu)
+    by = {r["stage"]: r for r in res["stages"]}
+    assert by["prepare"] == {"stage": "prepare", "wall_s": 2.0, "busy": 0.5, "idle_core_wall_s": 1.0}
+    assert by["train_cond@ddpm"] == {"stage": "train_cond@ddpm", "wall_s": 3.0, "busy": 1.0, "idle_core_wall_s": 0.0}
+    assert [r["stage"] for r in res["stages"]] == ["train_cond@ddpm", "prepare"]  # longest first
+    assert (res["stages_run"], res["stage_wall_s"], res["idle_core_wall_s"], res["busy_share"]) == (2, 5.0, 1.0, 0.8)
