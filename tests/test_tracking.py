@@ -93,11 +93,14 @@ WARM_FORK = textwrap.dedent('''
     from pathlib import Path
     import mlflow.tracking  # as the warm server has it (genda.warm.PRELOAD)
     from genda.tracking import Tracker, warm_store
-    root, warm = Path(sys.argv[1]), sys.argv[2] == "warm"
+    root, mode = Path(sys.argv[1]), sys.argv[2]
+    warm = mode in ("warm", "replaced")
     uri = warm_store(root) if warm else None
     if warm:
         from mlflow.tracking._tracking_service.utils import _get_store
         print(json.dumps({"uri": uri, "pooled": _get_store(uri).engine.pool.checkedin()}), flush=True)
+    if mode == "replaced":  # the database removed after the server opened it: the helper must build the store again
+        os.remove(root / "mlflow.db")
     pid = os.fork()  # a warm stage: a fork of the server, whose MLflow helper is a fork of it (_ForkedHelper)
     if pid == 0:
         code = 1
@@ -107,7 +110,8 @@ WARM_FORK = textwrap.dedent('''
             def refuse(*a, **k):
                 raise RuntimeError("store built again")
 
-            sqlalchemy_store.SqlAlchemyStore.__init__ = refuse
+            if mode != "replaced":
+                sqlalchemy_store.SqlAlchemyStore.__init__ = refuse
             os.environ["GENDA_WARM_CHILD"] = "1"
             with Tracker("train_z@warm", params={"k": 1}, root=root) as tr:
                 tr.log_metrics({"loss": 0.5}, step=3)
@@ -121,25 +125,26 @@ WARM_FORK = textwrap.dedent('''
 
 def test_a_store_warmed_before_the_fork_serves_every_forked_helper(tmp_path):
     """genda.warm opens the MLflow store once (warm_store) and forks the stages after it: their helpers must log
-    through that store, never build it again (here: building it raises), each with its own sqlite connection."""
+    through that store, never build it again (here: building it raises), each with its own sqlite connection; a
+    database removed since the server opened it is built again, not written to without its tables."""
     env = {"PATH": "/usr/bin:/bin", "GENDA_MLFLOW": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     runs = {}
-    for mode in ("warm", "cold"):  # cold: the control -- the forked helper has to build the store and cannot
+    for mode in ("warm", "cold", "replaced"):  # cold: the control -- the helper has to build the store and cannot
         root = tmp_path / mode
         root.mkdir()
         r = subprocess.run([sys.executable, "-c", WARM_FORK, str(root), mode], capture_output=True, text=True,
                            env=env, timeout=300)
         out = [json.loads(line) for line in r.stdout.splitlines()]
         assert r.returncode == 0 and out[-1] == {"stage_status": 0}, r.stderr
-        if mode == "warm":
+        if mode == "cold":
+            assert "MLflow start failed (RuntimeError: store built again)" in r.stderr
+        else:
             assert out[0] == {"uri": f"sqlite:///{_db(root)}", "pooled": 0}  # no connection crosses the fork
             assert "failed" not in r.stderr, r.stderr
-        else:
-            assert "MLflow start failed (RuntimeError: store built again)" in r.stderr
         runs[mode] = (sqlite3.connect(_db(root)).execute(
             "select r.name, r.status, m.key, m.value, m.step from runs r join metrics m on m.run_uuid = r.run_uuid"
         ).fetchall() if _db(root).exists() else [])
-    assert runs["warm"] == [("train_z@warm", "FINISHED", "loss", 0.5, 3)]
+    assert runs["warm"] == runs["replaced"] == [("train_z@warm", "FINISHED", "loss", 0.5, 3)]
     assert runs["cold"] == []
 
 

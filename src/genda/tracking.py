@@ -85,10 +85,33 @@ def warm_store(root: Path | None = None) -> str | None:
         client = MlflowClient(uri)
         if _retry(client.get_experiment_by_name, EXPERIMENT) is None:
             _retry(client.create_experiment, EXPERIMENT)
-    engine = getattr(_get_store(uri), "engine", None)
+    store = _get_store(uri)
+    store._genda_db = _db_identity(uri)  # what _forget_replaced_store compares with in the forked helpers
+    engine = getattr(store, "engine", None)
     if engine is not None:
         engine.dispose()
     return uri
+
+
+def _db_identity(uri: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(uri[len("sqlite:///"):])
+        return st.st_dev, st.st_ino
+    except OSError:
+        return None
+
+
+def _forget_replaced_store(uri: str) -> None:
+    """In a helper: if the store was warmed (:func:`warm_store`) before its database file was removed or replaced,
+    drop MLflow's cached stores so that this one is built afresh (tables created), instead of writing into a
+    database without tables."""
+    if not uri.startswith("sqlite:///"):
+        return
+    from mlflow.tracking._tracking_service import utils
+
+    store = utils._get_store(uri)
+    if getattr(store, "_genda_db", None) not in (None, _db_identity(uri)):
+        utils._tracking_store_registry._get_store_with_resolved_uri.cache_clear()
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -315,6 +338,7 @@ def _worker(lines) -> None:
                 from mlflow.tracking import MlflowClient
 
                 with _StoreLock(msg["uri"]):
+                    _forget_replaced_store(msg["uri"])
                     client = MlflowClient(msg["uri"])
                     exp = _retry(client.get_experiment_by_name, EXPERIMENT)
                     exp_id = exp.experiment_id if exp else _retry(client.create_experiment, EXPERIMENT)

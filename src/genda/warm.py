@@ -20,16 +20,16 @@ stage does anything, sends the stage to a server process instead of running it h
                  the client forwards SIGINT / SIGTERM to the worker, a client that vanishes kills it.
 
 Only third-party libraries are pre-imported: genda itself is imported fresh by every worker, so an edited
-``src/genda`` is always the code that runs.  The one exception is done and undone at start-up: the server opens
-the project's MLflow store (:func:`genda.tracking.warm_store`, its connections closed again) and drops the genda
-modules that took, so each stage's MLflow helper (a fork of the worker) finds the store built: ~0.02 s instead of
-~0.6-0.9 s of CPU per stage for SQLAlchemy's engine and MLflow's schema check.  The worker re-applies the stage's thread count
-(:func:`genda.threads.thread_count`) with ``torch.set_num_threads``.  The server pins the same thread count
-before importing (so numpy's BLAS pool has the size a fresh stage would give it) and never runs a torch
-operation: torch's OpenMP pool is first started by each worker.  This is the fork model of torch's own
+``src/genda`` is always the code that runs.  The one exception is done and undone at start-up: the server opens the
+project's MLflow store (:func:`genda.tracking.warm_store`, its connections closed again) and drops the genda
+modules imported for it, so each stage's MLflow helper (a fork of the worker) finds the store built: ~0.02 s
+instead of ~0.6-0.9 s of CPU per stage for SQLAlchemy's engine and MLflow's schema check.  The worker re-applies
+the stage's thread count (:func:`genda.threads.thread_count`) with ``torch.set_num_threads``.  The server pins the
+same thread count before importing (so numpy's BLAS pool has the size a fresh stage would give it) and never runs a
+torch operation: torch's OpenMP pool is first started by each worker.  This is the fork model of torch's own
 DataLoader workers (fork after import, before parallel work); libraries whose thread pools are not fork-safe
-(OpenCV) are not pre-imported.  Results are bit-identical to a fresh process (``tests/test_warm.py``): stages
-seed every generator they use from params.
+(OpenCV) are not pre-imported.  Results are bit-identical to a fresh process (``tests/test_warm.py``): stages seed
+every generator they use from params.
 
 The first stage of a run finds no server: it starts one in the background (``python -m genda.warm serve``,
 log in ``<socket>.log``) and runs itself directly; later stages use the server once it is ready.  The server
