@@ -6,7 +6,7 @@ splits the samples at DVC's ``Running stage`` lines and writes, per stage, its w
 machine's cores that were busy (user + system + ...; idle and iowait are idle) and the idle-core time converted
 to wall seconds (``wall x idle share``: what a perfect scheduler could at most have filled with other work)::
 
-    python benchmarks/repro_utilisation.py record --log repro.log --cpu cpu.log   # in a fresh clone
+    python benchmarks/repro_utilisation.py record --log repro.log --cpu cpu.log   # in a fresh clone; make repro
     python benchmarks/repro_utilisation.py analyse --log repro.log --cpu cpu.log --out result.json --note "..."
 
 A pipeline whose stages keep the cores busy leaves little for running independent stages side by side
@@ -53,6 +53,8 @@ def record(cmd: list[str], log: Path, cpu: Path) -> int:
     with open(log, "w") as out:
         code = subprocess.call(["bash", str(ROOT / "benchmarks" / "timestamp.sh"), *cmd], stdout=out,
                                stderr=subprocess.STDOUT)
+    with open(log, "a") as out:  # the end of the last stage: when the command ended, not its last output line
+        out.write(f"{time.time() - t0:7.1f} [repro_utilisation] exit status {code}\n")
     stop.set()
     thread.join()
     return code
@@ -98,7 +100,8 @@ def main() -> None:
     r = sub.add_parser("record", help="run a command with a /proc/stat sampler beside it")
     r.add_argument("--log", type=Path, required=True)
     r.add_argument("--cpu", type=Path, required=True)
-    r.add_argument("command", nargs="*", default=["make", "repro"])
+    r.add_argument("command", nargs=argparse.REMAINDER, help="the command to run (default: make repro); "
+                   "put -- before one that has options of its own")
     a = sub.add_parser("analyse", help="per-stage busy share from a record's two files")
     a.add_argument("--log", type=Path, required=True)
     a.add_argument("--cpu", type=Path, required=True)
@@ -107,7 +110,8 @@ def main() -> None:
     a.add_argument("--note", default="")
     args = ap.parse_args()
     if args.cmd == "record":
-        raise SystemExit(record(args.command or ["make", "repro"], args.log, args.cpu))
+        cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+        raise SystemExit(record(cmd or ["make", "repro"], args.log, args.cpu))
     res = {"what": __doc__.split("\n\n")[0], "note": args.note, **analyse(args.log, args.cpu, args.offset)}
     text = json.dumps(res, indent=1)
     if args.out:

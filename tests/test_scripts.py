@@ -99,3 +99,23 @@ def test_repro_utilisation_splits_cpu_samples_at_the_stage_lines(tmp_path):
     assert by["train_cond@ddpm"] == {"stage": "train_cond@ddpm", "wall_s": 3.0, "busy": 1.0, "idle_core_wall_s": 0.0}
     assert [r["stage"] for r in res["stages"]] == ["train_cond@ddpm", "prepare"]  # longest first
     assert (res["stages_run"], res["stage_wall_s"], res["idle_core_wall_s"], res["busy_share"]) == (2, 5.0, 1.0, 0.8)
+
+
+def test_repro_utilisation_record_runs_the_command_beside_the_sampler(tmp_path):
+    """record: the command's output stamped by benchmarks/timestamp.sh, its exit status passed on, one /proc/stat
+    sample a second (machine-wide, so the busy shares are not asserted here: other tests share the cores)."""
+    import subprocess
+    import sys
+
+    log, cpu = tmp_path / "repro.log", tmp_path / "cpu.log"
+    script = "echo \"Running stage 'a':\"; sleep 1.5; echo \"Running stage 'b':\"; sleep 1.5; exit 3"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks/repro_utilisation.py"), "record", "--log", str(log),
+                        "--cpu", str(cpu), "--", "bash", "-c", script], timeout=60)
+    assert r.returncode == 3
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from repro_utilisation import analyse
+
+    res = analyse(log, cpu)
+    walls = {s["stage"]: s["wall_s"] for s in res["stages"]}
+    assert set(walls) == {"a", "b"} and all(1.3 <= w <= 2.5 for w in walls.values()), walls
+    assert len(cpu.read_text().splitlines()) >= 2 and all(0.0 <= s["busy"] <= 1.0 for s in res["stages"])
