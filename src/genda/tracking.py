@@ -107,11 +107,14 @@ def _forget_replaced_store(uri: str) -> None:
     database without tables."""
     if not uri.startswith("sqlite:///"):
         return
-    from mlflow.tracking._tracking_service import utils
+    try:  # MLflow's private store cache: an MLflow without it never had a warmed store either
+        from mlflow.tracking._tracking_service import utils
 
-    store = utils._get_store(uri)
-    if getattr(store, "_genda_db", None) not in (None, _db_identity(uri)):
-        utils._tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+        store = utils._get_store(uri)
+        if getattr(store, "_genda_db", None) not in (None, _db_identity(uri)):
+            utils._tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+    except (ImportError, AttributeError):
+        pass
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
