@@ -120,3 +120,25 @@ def test_bf16_autocast_and_channels_last_train_like_fp32():
         assert losses[-1] < 0.5 * losses[0]  # it learns
     assert abs(lcl[-1] - l32[-1]) < 0.02 and abs(lbf[-1] - l32[-1]) < 0.3
     assert lbf != l32  # bf16 really ran: other numbers
+
+
+def test_a_channels_last_acgan_generator_upsamples_in_channels_last_with_unchanged_values():
+    """The ACGAN generator's first feature map comes out of a Linear in NCHW; in a channels_last network it is
+    converted before the nearest upsampling (NCHW upsampling is ~20x slower on a CPU, then the convolution converts
+    the 4x larger map). The values are those of the NCHW network, and an NCHW network is left as it was."""
+    from genda.models.acgan import ACGANGenerator
+
+    torch.manual_seed(0)
+    nchw = ACGANGenerator(z_dim=8, n_classes=10, img_size=28, ngf=8)
+    cl = precision.Compute({"precision": "fp32", "channels_last": True}, torch.device("cpu")).module(
+        ACGANGenerator(z_dim=8, n_classes=10, img_size=28, ngf=8))
+    cl.load_state_dict(nchw.state_dict())
+    seen = {}
+    for name, g in (("nchw", nchw), ("cl", cl)):
+        g.blocks[0].register_forward_pre_hook(
+            lambda m, a, name=name: seen.__setitem__(name, a[0].is_contiguous(memory_format=torch.channels_last)))
+    z, c = torch.randn(6, 8), torch.arange(6)
+    out_nchw, out_cl = nchw.eval()(z, c), cl.eval()(z, c)
+    assert seen == {"nchw": False, "cl": True}
+    assert out_cl.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out_cl, out_nchw, rtol=1e-5, atol=1e-6)
