@@ -174,15 +174,16 @@ INT = (int,)
 POS_INT = dict(types=INT, min=1)
 
 
-def compute_section(override: bool = False) -> Section:
+def compute_section(override: bool = False, required: bool = False) -> Section:
     """``compute`` (top level: every trainer and sampler), or with ``override`` the optional ``compute`` key of
     a training family's section (``da``, ``cond``, ``cond_gens.<name>``): any subset of the same keys, which
-    replace the top-level ones for that family's training (:func:`effective_compute`)."""
+    replace the top-level ones for that family's training (:func:`effective_compute`); ``required``: the key must
+    be present (``{}`` = no override), for a section that a DVC stage tracks key by key."""
     return Section({
         "precision": Spec((str,), choices=PRECISIONS,
                           help="auto (bf16 where the hardware has it natively, else fp32) | fp32 | bf16"),
         "channels_last": Spec((bool,)),
-    }, partial=override, required=False)
+    }, partial=override, required=required)
 
 
 def effective_compute(params: dict, *overrides: dict | None) -> dict:
@@ -304,10 +305,11 @@ SCHEMA = Section({
         "methods": _OptionsMap(),
         "checkpoint_every": Spec(**POS_INT),
         "log_every": Spec(**POS_INT),
-        "eval_every": Spec(INT, min=0, required=False,
+        "eval_every": Spec(INT, min=0,
                            help="every this many steps: test accuracy on both domains -> the training curve (0 = off)"),
         "tsne_points": Spec(**POS_INT),
-        "compute": compute_section(override=True),  # the DA trainings' numerics (default: the top-level compute)
+        # the DA trainings' numerics ({}: the top-level compute). Required, as is eval_every: train_da tracks them
+        "compute": compute_section(override=True, required=True),
     }),
 })
 
@@ -332,6 +334,10 @@ def validate(params: dict, *, check_paths: bool = True, base: Path | None = None
     SCHEMA.validate(params, "")
     if check_paths:
         _check_paths(params, base or repo_root())
+    missing = [s for s in params["da"]["settings"] if s not in params["da"]["methods"]]
+    if missing:  # DVC's train_da@<pair>-<setting> stage tracks da.methods.<setting> and would fail after training
+        raise ConfigError(f"params: missing key 'da.methods.{missing[0]}' (da.settings lists '{missing[0]}'); "
+                          f"give it the method's options, or {{}} for its defaults, e.g. '{missing[0]}: {{}}'")
     if params["data"]["face_crop"] < params["data"]["face_size"] // 4:
         raise ConfigError("params: 'data.face_crop' is far smaller than 'data.face_size'; "
                           "crop is taken first, then resized to face_size")
