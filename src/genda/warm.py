@@ -17,7 +17,7 @@ stage does anything, sends the stage to a server process instead of running it h
            monitor -- fork() --> worker: chdir, environment, argv, fds of the client; runs the script
              |                      exactly as ``python stages/train_gan.py dcgan`` would (runpy, __main__)
              +-- waits for the worker, sends its exit status to the client (which exits with it);
-                 the client forwards SIGINT / SIGTERM to the worker, a client that vanishes kills it.
+                 the client forwards SIGINT / SIGTERM to the worker's main thread, a client that vanishes kills it.
 
 Only third-party libraries are pre-imported: genda itself is imported fresh by every worker, so an edited
 ``src/genda`` is always the code that runs.  The one exception is done and undone at start-up: the server opens the
@@ -60,6 +60,23 @@ PRELOAD = ("numpy", "yaml", "PIL.Image", "tqdm", "torch", "torch.nn", "torch.opt
            "mlflow.entities")
 CHILD_ENV = "GENDA_WARM_CHILD"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _signal_stage(pid: int, sig: int) -> None:
+    """Deliver ``sig`` to the worker's main thread (Linux ``tgkill``), where Python runs signal handlers.
+
+    A process-directed ``kill()`` may land on another of the worker's threads (torch's pool threads exist from the
+    start); the main thread, if blocked in a system call (a sleep, a socket, a lock), is then not interrupted and
+    sees the signal only when that call returns: a Ctrl-C that waits. Elsewhere, or if ``tgkill`` fails: ``kill``."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.tgkill(pid, pid, int(sig)) == 0:
+            return
+    except (OSError, AttributeError):
+        pass
+    os.kill(pid, sig)
 
 
 def enabled() -> bool:
@@ -165,11 +182,11 @@ def handoff(script: str | None = None) -> None:
         except OSError:
             pass
         return
-    forward = lambda sig, frame: os.kill(pid, sig)  # noqa: E731
+    forward = lambda sig, frame: _signal_stage(pid, sig)  # noqa: E731
     for sig in previous:
         signal.signal(sig, forward)
     for sig in pending:
-        os.kill(pid, sig)
+        _signal_stage(pid, sig)
     try:
         code = _recv(sock)["status"]
     except (OSError, EOFError, ValueError, KeyError):
