@@ -65,8 +65,8 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def _signal_stage(pid: int, sig: int) -> None:
     """Deliver ``sig`` to the worker's main thread (Linux ``tgkill``), where Python runs signal handlers.
 
-    A process-directed ``kill()`` may land on another of the worker's threads (torch's pool threads exist from the
-    start); the main thread, if blocked in a system call (a sleep, a socket, a lock), is then not interrupted and
+    A process-directed ``kill()`` may land on another of the worker's threads (a sleeping test stage already has two,
+    ``/proc/<pid>/task``; training stages have torch's pool threads); the main thread, if blocked in a system call (a sleep, a socket, a lock), is then not interrupted and
     sees the signal only when that call returns: a Ctrl-C that waits. Elsewhere, or if ``tgkill`` fails: ``kill``."""
     try:
         import ctypes
