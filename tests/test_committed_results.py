@@ -80,6 +80,19 @@ def test_committed_lock_matches_code_and_params():
                        f"metrics/, report/ and plots/ with the change. Stale: {json.dumps(stale)[:3000]}")
 
 
+def test_committed_lock_has_no_entries_for_stages_the_pipeline_no_longer_has():
+    """DVC adds a stage's entry to dvc.lock when it runs and never removes one whose stage left dvc.yaml (a
+    pair or method dropped from params.yaml): such entries are dead weight that DVC re-reads on every command
+    and rewrites after every stage it runs (~1 s per stage for a ~130 KB lock on this CPU)."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        stages = {s.addressing for s in repo.index.stages}
+    locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+    assert not locked - stages, f"dvc.lock entries without a stage in dvc.yaml: {sorted(locked - stages)}"
+    assert stages - locked == set(), f"stages never run for the committed results: {sorted(stages - locked)}"
+
+
 def test_default_classifier_framing_and_adaptation_meet_issue_10():
     """Issue 10's learning checks on the committed default outputs, where they hold today: the digit classifier
     that scores every digit generator reaches >= 95 % on the embedded real mnistm test digits (1000 steps; 150
