@@ -62,8 +62,10 @@ def main() -> None:
             out = Path(tmp)
             data = load_cond_data(cfg, a.name, root=ROOT, seed=seed)
             t = time.time()
-            train_cond(cfg, data, seed=seed, device=cpu, ckpt_dir=out / "ck", out_model=out / "model.pt", progress=False)
-            df = write_curve(out / "model.pt", a.name, out / "curve.csv", root=ROOT, device=cpu)
+            train_cond(cfg, data, seed=seed, device=cpu, ckpt_dir=out / "ck", out_model=out / "model.pt", progress=False,
+                       out_timing=out / "timing.json")
+            df = write_curve(out / "model.pt", a.name, out / "curve.csv", root=ROOT, device=cpu,
+                             timing=out / "timing.json")
             if a.keep:
                 a.keep.mkdir(parents=True, exist_ok=True)
                 shutil.copy(out / "model.pt", a.keep / f"{a.name}_seed{seed}.pt")

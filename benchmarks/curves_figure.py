@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 def main() -> None:
     from genda.plots import accuracy_curve_figure
+    from genda.train.timing import curve_table
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path)
@@ -25,7 +26,8 @@ def main() -> None:
     missing = [c for c in curves.values() if not Path(c).exists()]
     if missing:
         raise SystemExit(f"curve CSV not found: {', '.join(missing)}")
-    if accuracy_curve_figure({t: Path(c) for t, c in curves.items()}, a.out, metric=a.metric) is None:
+    # wall times joined from the runs' timing files (genda.train.timing) when the CSV has none
+    if accuracy_curve_figure({t: curve_table(Path(c)) for t, c in curves.items()}, a.out, metric=a.metric) is None:
         raise SystemExit("no curve rows in any CSV")
     print(a.out)
 

@@ -51,6 +51,7 @@ def bare(method_name: str, batch: int, steps: int, seed: int, compute: dict) -> 
 
 def loop(method_name: str, batch: int, steps: int, seed: int, compute: dict) -> float:
     from genda.train.da import train_da
+    from genda.train.timing import read_timing
 
     g = torch.Generator().manual_seed(seed)
 
@@ -65,10 +66,10 @@ def loop(method_name: str, batch: int, steps: int, seed: int, compute: dict) -> 
           "checkpoint_every": 10 ** 9, "log_every": 50, "eval_every": 0}
     with tempfile.TemporaryDirectory() as tmp:
         train_da(method_name, {}, da, src, tgt, seed=seed, device=torch.device("cpu"), ckpt_dir=Path(tmp) / "ck",
-                 out_model=Path(tmp) / "m.pt", progress=True, compute=compute)
-        saved = torch.load(Path(tmp) / "m.pt", weights_only=True)
-    # train_seconds covers all steps + the final save; scale to `steps` steps like the bare timing
-    return float(saved["train_seconds"]) * steps / (steps + 3)
+                 out_model=Path(tmp) / "m.pt", progress=True, compute=compute, out_timing=Path(tmp) / "timing.json")
+        train_seconds = read_timing(Path(tmp) / "timing.json", "m.pt")["train_seconds"]
+    # train_seconds covers all steps; scale to `steps` steps like the bare timing
+    return train_seconds * steps / (steps + 3)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Stage `evaluate_cond@<name>`: classifier accuracy (digits: overall and per class; attr_acgan: attribute)
 and FID/KID (faces also IS and face rate) of the conditional samples -> metrics/cond/<name>.json; the digit
-generators' training curve (accuracy of the curve samples kept in the model, vs training wall time) ->
-metrics/cond/curves/<name>.csv."""
+generators' training curve (accuracy of the curve samples kept in the model, vs step; the report joins the
+wall times from metrics/cond/<name>/timing.json) -> metrics/cond/curves/<name>.csv."""
 import sys
 from pathlib import Path
 

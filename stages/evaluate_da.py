@@ -1,6 +1,7 @@
 """Stage `evaluate_da@<pair>`: target/source test accuracy (mean ± std over seeds) of every setting in
 da.settings -> metrics/da/<pair>.json, their test features for t-SNE -> features/da/<pair>/<setting>.npz,
-and their training curves (test accuracy vs training wall time) -> metrics/da/curves/<pair>.csv."""
+and their training curves (test accuracy vs step; the report joins the wall times from the trainings' timing
+files) -> metrics/da/curves/<pair>.csv."""
 import sys
 from pathlib import Path
 

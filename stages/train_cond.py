@@ -20,7 +20,8 @@ def main() -> None:
         data = load_cond_data(cfg, name, seed=params["seed"])
         train_cond(cfg, data, seed=params["seed"], device=get_device(), ckpt_dir=Path(f"checkpoints/cond/{name}"),
                    out_model=Path(f"models/cond/{name}/model.pt"), tracker=tr,
-                   loss_csv=Path(f"metrics/cond/{name}/losses.csv"), compute=cfg["compute"])
+                   loss_csv=Path(f"metrics/cond/{name}/losses.csv"), compute=cfg["compute"],
+                   out_timing=Path(f"metrics/cond/{name}/timing.json"))
         tr.log_artifact(f"metrics/cond/{name}/losses.csv")
 
 

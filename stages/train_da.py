@@ -23,6 +23,7 @@ def main() -> None:
             train_da(setting, options, da, src, tgt, seed=seed, device=get_device(),
                      ckpt_dir=Path(f"checkpoints/da/{pair}/{setting}/seed{seed}"),
                      out_model=Path(f"models/da/{pair}/{setting}/seed{seed}.pt"), tracker=tr,
+                     out_timing=Path(f"metrics/da/{pair}/{setting}/timing.json"),
                      compute=effective_compute(params, params["da"].get("compute")))
 
 

@@ -25,6 +25,7 @@ from genda.errors import ConfigError, DataError
 from genda.train import conditional
 from genda.metrics.cond_eval import parse_label
 from genda.train.conditional import load_cond_data, train_cond
+from genda.train.timing import read_timing
 
 DIGIT_SIZE, FACE_SIZE, PAD = 28, 64, 2  # save_grid pads 2 px
 
@@ -314,15 +315,17 @@ def test_checkpoint_then_resume_equals_uninterrupted(project, tmp_path, monkeypa
 
     monkeypatch.setattr(conditional.Checkpointer, "save", save_and_keep)
     kw = dict(seed=3, device=torch.device("cpu"), progress=False)
-    hist_a = train_cond(cfg, data, ckpt_dir=tmp_path / "a", out_model=tmp_path / "a.pt", **kw)
+    hist_a = train_cond(cfg, data, ckpt_dir=tmp_path / "a", out_model=tmp_path / "ma/model.pt", **kw)
     assert kept.exists()
     (tmp_path / "b").mkdir()
     shutil.copy(kept, tmp_path / "b/last.pt")  # as if killed after the step-4 checkpoint
     capsys.readouterr()
-    hist_b = train_cond(cfg, data, ckpt_dir=tmp_path / "b", out_model=tmp_path / "b.pt", **kw)
+    hist_b = train_cond(cfg, data, ckpt_dir=tmp_path / "b", out_model=tmp_path / "mb/model.pt", **kw)
     assert "resumed from step 4" in capsys.readouterr().out
     assert hist_a == hist_b and len(hist_a) == 6
-    ma, mb = torch.load(tmp_path / "a.pt"), torch.load(tmp_path / "b.pt")
+    # the same bytes: no wall time in the model file (genda.train.timing), so DVC sees no change
+    assert (tmp_path / "ma/model.pt").read_bytes() == (tmp_path / "mb/model.pt").read_bytes()
+    ma, mb = torch.load(tmp_path / "ma/model.pt"), torch.load(tmp_path / "mb/model.pt")
     if base in ("acgan", "ddpm"):  # the curve continues after the resume: same points, same images
         assert [r["step"] for r in ma["curve"]] == [r["step"] for r in mb["curve"]] == [2, 4, 6]
         assert all(torch.equal(a["images"], b["images"]) for a, b in zip(ma["curve"], mb["curve"]))
@@ -344,10 +347,12 @@ def test_training_curve_does_not_change_training(project, tmp_path, name):
     kw = dict(seed=1, device=torch.device("cpu"), progress=False)
     train_cond({**cfg, "curve_every": 0}, data, ckpt_dir=tmp_path / "a", out_model=tmp_path / "a.pt", **kw)
     train_cond({**cfg, "curve_every": 3, "curve_per_class": 2}, data, ckpt_dir=tmp_path / "b",
-               out_model=tmp_path / "b.pt", **kw)
+               out_model=tmp_path / "b.pt", out_timing=tmp_path / "timing.json", **kw)
     a, b = torch.load(tmp_path / "a.pt"), torch.load(tmp_path / "b.pt")
     assert a["curve"] == [] and [r["step"] for r in b["curve"]] == [3, 4]  # every 3 steps and the last one
-    assert 0 <= b["curve"][0]["wall_s"] <= b["curve"][1]["wall_s"] <= b["train_seconds"]
+    assert set(b["curve"][0]) == {"step", "images"} and "train_seconds" not in b  # wall times: beside the model
+    t = read_timing(tmp_path / "timing.json", "b.pt")
+    assert set(t["wall_s"]) == {3, 4} and 0 <= t["wall_s"][3] <= t["wall_s"][4] <= t["train_seconds"]
     assert b["curve"][0]["images"].shape == (20, 3, DIGIT_SIZE, DIGIT_SIZE)
     assert not torch.equal(b["curve"][0]["images"], b["curve"][1]["images"])  # the generator moved
     for k in a["weights"]["net"]:

@@ -90,6 +90,11 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
     assert set(last.index) == {"source_only", "dann", "target_only"}
     for s in last.index:  # the curve's last point is the evaluated model
         assert last.loc[s, "target_acc"] == pytest.approx(da[s]["target_acc"], abs=1e-6)
+    # its wall times: in each training's timing file (the report joins them), one per curve point
+    from genda.train.timing import read_timing
+
+    t = read_timing(proj / "metrics/da/mnistm-usps/dann/timing.json", "seed0.pt")
+    assert sorted(t["wall_s"]) == sorted(curve[curve["setting"] == "dann"]["step"]) and "wall_s" not in curve
     assert "![DA accuracy curves](da_curves.png)" in report and (proj / "report/da_curves.png").exists()
     assert "![digit-generator accuracy curves](cond_curves.png)" in report and (proj / "report/cond_curves.png").exists()
     assert "| *real vs real (40 held-out faces)* |" in report
@@ -224,11 +229,13 @@ def test_mlflow_runs_have_params_losses_and_tags(project):
 
 def test_forced_repro_retrains_from_scratch(project):
     """`dvc repro -f -s STAGE` retrains (the persisted final checkpoint is not resumed); same params and seed on
-    one machine give the same weights. The model file also carries the training curve, whose wall times are
-    new, so the evaluation and the report rerun -- and give the same accuracies; nothing is retrained."""
+    one machine give the same model file, byte for byte: its wall times live in the stage's timing file
+    (genda.train.timing), the only output that changed, so the next `dvc repro` reruns the report alone --
+    no evaluation, t-SNE or retraining -- and the accuracies stay."""
     proj = project["proj"]
     model = proj / "models/da/mnistm-usps/dann/seed0.pt"
-    before = torch.load(model, weights_only=True)
+    timing = proj / "metrics/da/mnistm-usps/dann/timing.json"
+    before, before_bytes, timing_before = torch.load(model, weights_only=True), model.read_bytes(), timing.read_text()
     acc_before = json.loads((proj / "metrics/da/mnistm-usps.json").read_text())["dann"]["target_acc"]
     out = run(["dvc", "repro", "-f", "-s", "train_da@mnistm-usps-dann"], proj).stdout
     assert ran_stages(out) == {"train_da@mnistm-usps-dann"}
@@ -236,7 +243,8 @@ def test_forced_repro_retrains_from_scratch(project):
     after = torch.load(model, weights_only=True)
     assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
     assert [r["target_acc"] for r in before["curve"]] == [r["target_acc"] for r in after["curve"]]
-    assert ran_stages(run(["dvc", "repro"], proj).stdout) <= {"evaluate_da@mnistm-usps", "report"}
+    assert model.read_bytes() == before_bytes and timing.read_text() != timing_before
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) == {"report"}
     assert json.loads((proj / "metrics/da/mnistm-usps.json").read_text())["dann"]["target_acc"] == acc_before
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == set()
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from genda.plots import accuracy_curve_figure, loss_figure
 from genda.tracking import git_commit
+from genda.train.timing import curve_table
 
 # Best numbers reported by the course seed reports (target-test accuracy %, FID/IS).
 SEED_DA_BEST = {"svhn-mnistm": 62.3, "mnistm-usps": 88.3, "usps-svhn": 42.8, "mnistm-svhn": 48.8}
@@ -89,7 +90,7 @@ def build_report(params: dict, root: Path = Path("."), out_dir: Path = Path("rep
             best = SEED_DA_BEST.get(pair) if key == "target_acc" else None
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {best if best is not None else '–'} |")
     lines.append("")
-    curves = {pair: root / f"metrics/da/curves/{pair}.csv" for pair in da["pairs"]}
+    curves = {pair: curve_table(root / f"metrics/da/curves/{pair}.csv") for pair in da["pairs"]}
     if accuracy_curve_figure(curves, out_dir / "da_curves.png"):
         lines += ["Target-test accuracy during training against training wall time (`da.eval_every`; thin lines: "
                   "single seeds). It is reported, never used to pick a stopping point: the final model is scored.",
@@ -149,7 +150,7 @@ def _conditional_section(params: dict, root: Path, out_dir: Path, rel) -> list[s
     curves = {g: root / f"metrics/cond/{g}/losses.csv" for g in gens}
     if loss_figure(curves, ("loss_d", "loss_g", "loss"), out_dir / "cond_losses.png", "conditional-generator losses"):
         lines += ["Loss curves:", "", "![cond losses](cond_losses.png)", ""]
-    acc = {g: root / f"metrics/cond/curves/{g}.csv" for g in gens}
+    acc = {g: curve_table(root / f"metrics/cond/curves/{g}.csv") for g in gens}
     if accuracy_curve_figure(acc, out_dir / "cond_curves.png", metric="accuracy"):
         lines += ["Generated-digit accuracy during training against training wall time (`cond.curve_every`: "
                   "`cond.curve_per_class` digits per class from fixed noise, the method's default sampler, scored "

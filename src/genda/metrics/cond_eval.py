@@ -24,15 +24,17 @@ from genda.train.conditional import _binary
 __all__ = ["parse_label", "evaluate_samples", "CURVE_COLUMNS", "write_curve"]
 
 
-CURVE_COLUMNS = ["setting", "seed", "step", "wall_s", "accuracy"]
+CURVE_COLUMNS = ["setting", "seed", "step", "accuracy"]  # + wall_s when write_curve is given the timing file
 
 
 def write_curve(model_path: Path, name: str, out_csv: Path, *, root: Path = Path("."),
-                device: torch.device | None = None):
+                device: torch.device | None = None, timing: Path | None = None):
     """The training curve of generator ``name``: each ``curve`` point of ``model_path`` (written by
     :func:`train_cond`) scored by the pipeline's digit classifier ``models/classifier/<domain>.pt`` ->
     ``out_csv`` with :data:`CURVE_COLUMNS` (only the header for a face method or a model trained without a
-    curve). Returns the DataFrame."""
+    curve), plus each point's training wall time when ``timing`` (the training's timing file,
+    :mod:`genda.train.timing`) is given. The pipeline's stage leaves it out, so its output depends on the
+    model file alone; the report joins the wall times. Returns the DataFrame."""
     import pandas as pd
 
     from genda.metrics.digit_classifier import load_classifier, predict
@@ -47,9 +49,12 @@ def write_curve(model_path: Path, name: str, out_csv: Path, *, root: Path = Path
         for r in ck["curve"]:
             labels = torch.arange(meta["n_classes"]).repeat(len(r["images"]) // meta["n_classes"])
             acc = float((predict(clf, r["images"], device) == labels).float().mean())
-            rows.append({"setting": name, "seed": ck["seed"], "step": r["step"], "wall_s": r["wall_s"],
-                         "accuracy": acc})
+            rows.append({"setting": name, "seed": ck["seed"], "step": r["step"], "accuracy": acc})
     df = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    if timing is not None:
+        from genda.train.timing import join_wall_s
+
+        df = join_wall_s(df, lambda setting, seed: (timing, Path(model_path).name))
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out_csv, index=False, float_format="%.6g")
     return df

@@ -13,9 +13,9 @@ batch ``k`` of step ``s`` is ``BatchStream.indices(s * batches_per_step + k)``, 
 from one seeded CPU generator, and a fingerprinted :class:`~genda.checkpoint.Checkpointer` makes an
 interrupted run resume bit-for-bit (CPU). Digit methods with ``curve_every > 0`` also sample
 ``curve_per_class`` digits per class every ``curve_every`` steps (the same noise each time, the method's
-default sampler, their own generator: training is unchanged) and keep them, with the step and the training
-wall time so far (sampling excluded), as the model file's ``curve``; :func:`genda.metrics.cond_eval.write_curve`
-scores them.
+default sampler, their own generator: training is unchanged) and keep them, with the step, as the model
+file's ``curve``; :func:`genda.metrics.cond_eval.write_curve` scores them. The training wall time at each
+curve step (sampling excluded) goes to a timing file beside the metrics (:mod:`genda.train.timing`).
 
 Sampling (:func:`write_samples`) writes the course format under ``samples/cond/<name>/``:
 
@@ -46,6 +46,7 @@ from genda.data.store import BatchStream, digits_path, faces_path, load_prepared
 from genda.errors import ConfigError, DataError
 from genda.runtime import fingerprint, seed_everything, to_float_images, to_uint8_images
 from genda.train.cond_methods import CondMethod, build_method
+from genda.train.timing import split_curve, write_timing
 
 __all__ = ["CondData", "load_cond_data", "train_cond", "load_cond_model", "write_samples"]
 
@@ -132,10 +133,12 @@ def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) 
 # --------------------------------------------------------------------------- training
 def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ckpt_dir: Path, out_model: Path,
                tracker=None, loss_csv: Path | None = None, progress: bool = True,
-               compute: dict | None = None) -> list[dict]:
+               compute: dict | None = None, out_timing: Path | None = None) -> list[dict]:
     """Train ``cfg["method"]`` on ``data`` for ``cfg["steps"]`` steps; save the sampling weights to ``out_model``.
     ``compute``: the params section of :mod:`genda.precision` (each step runs under its autocast); None: the
     effective one :func:`~genda.config_cond.cond_config` put in ``cfg["compute"]`` (else fp32, NCHW).
+    The model file holds the curve's samples without wall times (a rerun writes the same bytes); the curve's
+    wall times and ``train_seconds`` go to ``out_timing`` (:mod:`genda.train.timing`).
 
     Returns the loss history (one row per ``log_every`` steps and at the end)."""
     from tqdm import tqdm
@@ -211,9 +214,11 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
             ck.save(done, state())
     with c.autocast():
         method.prepare_sampling(cond, seed)  # the EMA generator's BatchNorm statistics (no-op without)
+    train_s, (rows, curve_wall_s) = wall(), split_curve(curve)  # wall times beside the model, so a rerun writes the same bytes
     save_atomic({"method": cfg["method"], "cfg": cfg, "meta": data.meta, "weights": method.export(),
-                 "steps": cfg["steps"], "seed": seed, "curve": curve, "train_seconds": round(wall(), 2),
-                 "compute": c.record()}, out_model)
+                 "steps": cfg["steps"], "seed": seed, "curve": rows, "compute": c.record()}, out_model)
+    if out_timing is not None and distributed.is_main():
+        write_timing(out_timing, Path(out_model).name, train_seconds=train_s, curve_wall_s=curve_wall_s)
     ck.save(cfg["steps"], state())
     if loss_csv:
         write_history(history, loss_csv)

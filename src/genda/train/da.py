@@ -27,6 +27,7 @@ from genda.data.augment import color_jitter
 from genda.data.store import BatchStream
 from genda.precision import Compute
 from genda.runtime import fingerprint, seed_everything, to_float_images
+from genda.train.timing import split_curve, write_timing
 
 SUPERVISED = {"source_only": ("source_only", "source"), "target_only": ("source_only", "target"),
               "resnet_source_only": ("resnet_source_only", "source")}
@@ -46,14 +47,16 @@ def annealed(mu0: float, p: float, alpha: float, beta: float) -> float:
 
 def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, seed: int, device: torch.device,
              ckpt_dir: Path, out_model: Path, tracker=None, progress: bool = True,
-             compute: dict | None = None) -> list[dict]:
+             compute: dict | None = None, out_timing: Path | None = None) -> list[dict]:
     """Train one (pair, setting, seed); `src`/`tgt` are prepared dicts (uint8 x, int64 y); ``compute``: the
     params section of :mod:`genda.precision` (precision, channels_last).
 
     Every ``da.eval_every`` steps (0 = never) the model is scored on both test splits; the rows
     ``{step, wall_s, target_acc, source_acc}`` (wall_s: training seconds so far, evaluation excluded, summed
-    over resumptions) form the training curve saved with the model (``curve``). It is a report only: nothing
-    in training reads it (picking a stopping point on target labels would not be unsupervised adaptation).
+    over resumptions) form the training curve. It is a report only: nothing in training reads it (picking a
+    stopping point on target labels would not be unsupervised adaptation). The model file keeps the curve
+    without wall times, so a rerun writes the same bytes; the wall times and ``train_seconds`` go to
+    ``out_timing`` under the model file's name (:mod:`genda.train.timing`).
     """
     from genda.da.methods import build_method
 
@@ -142,9 +145,11 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
             score(done)
         if ck.due(done) and done < steps:
             ck.save(done, state())
+    train_s, (rows, curve_wall_s) = wall(), split_curve(curve)
     save_atomic({"method": method_name, "options": options, "setting": setting, "seed": seed,
-                 "model": model.state_dict(), "curve": curve, "train_seconds": round(wall(), 2),
-                 "compute": c.record()}, out_model)
+                 "model": model.state_dict(), "curve": rows, "compute": c.record()}, out_model)
+    if out_timing is not None and distributed.is_main():
+        write_timing(out_timing, Path(out_model).name, train_seconds=train_s, curve_wall_s=curve_wall_s)
     ck.save(steps, state())
     if tracker:
         tracker.log_metrics({f"seed{seed}/train_seconds": time.time() - t0}, step=steps)
