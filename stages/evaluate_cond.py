@@ -15,7 +15,10 @@ def main() -> None:
     params = load_params()
     with Tracker(f"evaluate_cond@{name}", params={"name": name, **params["evaluate"]}) as tr:
         # torch-heavy import after the Tracker has started MLflow in its helper process (they overlap)
+        from genda.manifest import MANIFEST, verify_manifest
         from genda.metrics.cond_eval import evaluate_samples, write_curve
+
+        verify_manifest(Path(f"samples/cond/{name}"), Path(f"samples/cond/{name}/{MANIFEST}"))
 
         m = evaluate_samples(Path(f"samples/cond/{name}"), params["evaluate"], params["classifier"],
                              seed=params["seed"], reference_dir=Path("features/fid"))

@@ -12,7 +12,10 @@ def main() -> None:
     params = load_params()
     with Tracker(f"evaluate_gan@{name}", params={"method": name, **params["evaluate"]}) as tr:
         # torch-heavy import after the Tracker has started MLflow in its helper process (they overlap)
+        from genda.manifest import MANIFEST, verify_manifest
         from genda.metrics.gan_eval import evaluate_face_samples
+
+        verify_manifest(Path(f"samples/gan/{name}/images"), Path(f"samples/gan/{name}/{MANIFEST}"))
 
         metrics = evaluate_face_samples(Path(f"samples/gan/{name}/images"), params["evaluate"],
                                         out=Path(f"metrics/gan/{name}/eval.json"),

@@ -1,4 +1,5 @@
-"""Stage `sample_gan@<name>`: 1000 fixed-seed face PNGs (course format) and a grid of the first 32."""
+"""Stage `sample_gan@<name>`: 1000 fixed-seed face PNGs (course format), a grid of the first 32, and the PNGs'
+manifest (md5 of each, genda.manifest) that evaluate_gan depends on."""
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from genda.config import load_params
 def main() -> None:
     # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.warm)
     from genda.images import save_grid, save_pngs
+    from genda.manifest import MANIFEST, write_manifest
     from genda.runtime import get_device
     from genda.train.gan import generate, load_generator
 
@@ -22,6 +24,7 @@ def main() -> None:
     out = Path(f"samples/gan/{name}")
     save_pngs(images, out / "images")
     save_grid(images[: s["grid"]], out / "grid.png")
+    write_manifest(out / "images", out / MANIFEST)  # what evaluate_gan depends on and checks (genda.manifest)
     print(f"[sample_gan] {len(images)} images -> {out}/images, grid -> {out}/grid.png")
 
 

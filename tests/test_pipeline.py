@@ -227,6 +227,27 @@ def test_mlflow_runs_have_params_losses_and_tags(project):
     assert float(lr) == 5e-5
 
 
+def test_evaluation_scores_only_the_samples_of_their_manifest(project):
+    """evaluate_gan depends on the samples' manifest, not on the folder of PNGs (DVC hashes the folder once, as
+    sample_gan's output), and checks every PNG against it: a PNG changed after sampling stops the stage with an
+    error naming it, before anything is scored."""
+    proj = project["proj"]
+    images = proj / f"samples/gan/{FACE[0]}/images"
+    listed = json.loads((images.parent / "manifest.json").read_text())["files"]
+    assert sorted(listed) == sorted(p.name for p in images.iterdir()) and len(listed) > 0
+    png = images / sorted(listed)[0]
+    original = png.read_bytes()
+    png.unlink()  # a new file: never write through a link into DVC's cache
+    png.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        r = run(["python", "stages/evaluate_gan.py", FACE[0]], proj, check=False, env={"GENDA_WARM": "0"})
+        assert r.returncode != 0 and f"{png.name}: its content differs from" in r.stdout + r.stderr
+    finally:
+        png.unlink()
+        png.write_bytes(original)
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) == set()
+
+
 def test_forced_repro_retrains_from_scratch(project):
     """`dvc repro -f -s STAGE` retrains (the persisted final checkpoint is not resumed); same params and seed on
     one machine give the same model file, byte for byte: its wall times live in the stage's timing file
