@@ -315,12 +315,14 @@ def test_checkpoint_then_resume_equals_uninterrupted(project, tmp_path, monkeypa
 
     monkeypatch.setattr(conditional.Checkpointer, "save", save_and_keep)
     kw = dict(seed=3, device=torch.device("cpu"), progress=False)
-    hist_a = train_cond(cfg, data, ckpt_dir=tmp_path / "a", out_model=tmp_path / "ma/model.pt", **kw)
+    hist_a = train_cond(cfg, data, ckpt_dir=tmp_path / "a", out_model=tmp_path / "ma/model.pt",
+                        out_timing=tmp_path / "ma/timing.json", **kw)
     assert kept.exists()
     (tmp_path / "b").mkdir()
     shutil.copy(kept, tmp_path / "b/last.pt")  # as if killed after the step-4 checkpoint
     capsys.readouterr()
-    hist_b = train_cond(cfg, data, ckpt_dir=tmp_path / "b", out_model=tmp_path / "mb/model.pt", **kw)
+    hist_b = train_cond(cfg, data, ckpt_dir=tmp_path / "b", out_model=tmp_path / "mb/model.pt",
+                        out_timing=tmp_path / "mb/timing.json", **kw)
     assert "resumed from step 4" in capsys.readouterr().out
     assert hist_a == hist_b and len(hist_a) == 6
     # the same bytes: no wall time in the model file (genda.train.timing), so DVC sees no change
@@ -329,6 +331,10 @@ def test_checkpoint_then_resume_equals_uninterrupted(project, tmp_path, monkeypa
     if base in ("acgan", "ddpm"):  # the curve continues after the resume: same points, same images
         assert [r["step"] for r in ma["curve"]] == [r["step"] for r in mb["curve"]] == [2, 4, 6]
         assert all(torch.equal(a["images"], b["images"]) for a, b in zip(ma["curve"], mb["curve"]))
+        # and its wall times, carried over the resume by the checkpoint, only grow along it
+        for t in (read_timing(tmp_path / d / "timing.json", "model.pt") for d in ("ma", "mb")):
+            w = [t["wall_s"][s] for s in (2, 4, 6)]
+            assert 0 <= w[0] <= w[1] <= w[2] <= t["train_seconds"], w
     else:
         assert ma["curve"] == mb["curve"] == []
     wa, wb = ma["weights"]["net"], mb["weights"]["net"]

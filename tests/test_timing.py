@@ -53,3 +53,32 @@ def test_curve_table_joins_the_pipeline_layout(tmp_path):
                                                                                           index=False)
     assert list(curve_table(m / "cond/curves/old.csv")["wall_s"]) == [4.0]
     assert curve_table(m / "cond/curves/absent.csv") is None
+
+
+def test_concurrent_writers_keep_every_entry(tmp_path):
+    """Seeds of one setting trained in parallel (benchmarks/da_runs.py) write one timing file: every process's
+    entries survive, and no writer fails on another's temporary file."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "timing.json"
+    code = ("import sys; from genda.train.timing import write_timing\n"
+            "for i in range(60): write_timing(sys.argv[1], f'{sys.argv[2]}{i}.pt', train_seconds=i, curve_wall_s=[[i, i]])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), w], stderr=subprocess.PIPE, text=True)
+             for w in ("a", "b", "c")]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    entries = __import__("json").loads(path.read_text())
+    assert sorted(entries) == sorted(f"{w}{i}.pt" for w in "abc" for i in range(60))
+    assert [p.name for p in tmp_path.iterdir()] == ["timing.json"]  # no temporary file left behind
+
+
+def test_a_corrupt_timing_file_or_foreign_curve_is_a_data_error(tmp_path):
+    from genda.train.timing import curve_table
+
+    (tmp_path / "timing.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"timing\.json: not a timing file"):
+        write_timing(tmp_path / "timing.json", "m.pt", train_seconds=1, curve_wall_s=[])
+    pd.DataFrame({"setting": ["dann"], "seed": [0], "step": [5], "target_acc": [.5]}).to_csv(tmp_path / "copy.csv")
+    with pytest.raises(DataError, match=r"copy\.csv: a curve table without wall_s outside"):
+        curve_table(tmp_path / "copy.csv")

@@ -28,6 +28,11 @@ def faces_path(root: Path | None = None) -> Path:
     return (root or Path(".")) / PREPARED / "faces.pt"
 
 
+def binary_attributes(attrs: torch.Tensor) -> torch.Tensor:
+    """A face set's attribute table (0/1 or -1/+1, any dtype) -> long 0/1."""
+    return (attrs.float() > 0.5).long()
+
+
 def save_prepared(obj: dict, path: Path) -> None:
     save_atomic(obj, path)
 

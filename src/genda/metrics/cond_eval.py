@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 
 from genda.checkpoint import load_weights
-from genda.data.store import digits_path, faces_path, load_prepared
+from genda.data.store import binary_attributes, digits_path, faces_path, load_prepared
 from genda.errors import ConfigError, DataError
-from genda.train.conditional import _binary
 
 __all__ = ["parse_label", "evaluate_samples", "CURVE_COLUMNS", "write_curve"]
 
@@ -151,14 +150,14 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
                 raise DataError(f"{faces_path(root)}: attribute {attr!r} of the samples is not in attr_names {names}")
             a = names.index(attr)
             cfg = {**classifier_cfg, "steps": classifier_cfg["attr_steps"], "checkpoint_every": 10 ** 9}
-            clf, _ = train_classifier(cfg, faces["x_train"], _binary(faces["attrs_train"][:, a]), n_classes=2,
+            clf, _ = train_classifier(cfg, faces["x_train"], binary_attributes(faces["attrs_train"][:, a]), n_classes=2,
                                       seed=seed, device=device, ckpt_dir=None, progress=False, tag="attr_classifier")
             labels = torch.tensor([parse_label(s, folder, 2) for s in stems])
             rep = accuracy_report(predict(clf, gen, device), labels, 2)
             out.update(attr_accuracy=rep["accuracy"], attr_per_class_accuracy=rep["per_class"], attribute=attr)
             if faces.get("attrs_test") is not None and len(faces["x_test"]):
                 real = accuracy_report(predict(clf, faces["x_test"], device),
-                                       _binary(faces["attrs_test"][:, a]), 2)
+                                       binary_attributes(faces["attrs_test"][:, a]), 2)
                 out["attr_classifier_real_acc"] = real["accuracy"]
         out["fid_reference"] = ev["fid_reference"]
     out.update(m)

@@ -42,7 +42,7 @@ from torch import Tensor
 from genda import distributed
 from genda.checkpoint import Checkpointer, load_weights, save_atomic
 from genda.config_cond import DIGIT_METHODS, check_sampler
-from genda.data.store import BatchStream, digits_path, faces_path, load_prepared
+from genda.data.store import BatchStream, binary_attributes, digits_path, faces_path, load_prepared
 from genda.errors import ConfigError, DataError
 from genda.runtime import fingerprint, seed_everything, to_float_images, to_uint8_images
 from genda.train.cond_methods import CondMethod, build_method
@@ -60,11 +60,6 @@ class CondData:
     x: Tensor
     cond: Tensor
     meta: dict = field(default_factory=dict)
-
-
-def _binary(attrs: Tensor) -> Tensor:
-    """Attribute table (0/1 or -1/+1, any dtype) -> long 0/1."""
-    return (attrs.float() > 0.5).long()
 
 
 def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) -> CondData:
@@ -105,7 +100,7 @@ def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) 
         if attr not in names:
             raise ConfigError(f"params: 'cond_gens.{name}.attribute' (or 'cond.attribute') = {attr!r} is not an "
                               f"attribute of the prepared faces {path}; available: {', '.join(names)}")
-        y = _binary(attrs[:, names.index(attr)])
+        y = binary_attributes(attrs[:, names.index(attr)])
         counts = torch.bincount(y, minlength=2).tolist()
         if min(counts) == 0:
             raise DataError(f"{path}: attribute {attr!r} is {'never' if counts[1] == 0 else 'always'} on in "
@@ -126,7 +121,7 @@ def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) 
         if not has_table:
             raise ConfigError(f"cond_gens.{name}: tag_source 'faces' needs a face attribute table, but {path} "
                               f"has none; set tag_source: synthetic")
-        tags, dims, group_names = _binary(attrs), [2] * len(names), names
+        tags, dims, group_names = binary_attributes(attrs), [2] * len(names), names
     return CondData(x, tags, {**base, "tag_dims": dims, "tag_names": group_names, "tag_source": cfg["tag_source"]})
 
 

@@ -16,8 +16,11 @@ resumptions), as the trainers measure them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from genda.errors import DataError
@@ -34,14 +37,48 @@ def split_curve(curve: list[dict]) -> tuple[list[dict], list[list[float]]]:
 
 
 def write_timing(path: Path, model_file: str, *, train_seconds: float, curve_wall_s: list[list[float]]) -> None:
-    """Add (or replace) ``model_file``'s entry in the timing JSON ``path``; other entries are kept."""
+    """Add (or replace) ``model_file``'s entry in the timing JSON ``path``; other entries are kept.
+
+    Safe when several processes train the seeds of one setting at once (``benchmarks/da_runs.py``): the
+    read-modify-write holds an exclusive lock on the folder, and the new file is renamed into place from a
+    temporary file of its own. An existing file that is not a timing JSON is a DataError naming it."""
     path = Path(path)
-    entries = json.loads(path.read_text()) if path.exists() else {}
-    entries[model_file] = {"train_seconds": round(float(train_seconds), 2), "curve_wall_s": curve_wall_s}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    with _folder_lock(path.parent):
+        entries = {}
+        if path.exists():
+            try:
+                entries = json.loads(path.read_text())
+                if not isinstance(entries, dict):
+                    raise ValueError("not a mapping")
+            except ValueError as e:
+                raise DataError(f"{path}: not a timing file ({e}); delete it or rerun the training stage") from None
+        entries[model_file] = {"train_seconds": round(float(train_seconds), 2), "curve_wall_s": curve_wall_s}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive ``flock`` on ``folder`` itself (no lock file left behind); a no-op without fcntl."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no concurrent writers are supported there
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def read_timing(path: Path, model_file: str) -> dict:
@@ -92,7 +129,12 @@ def curve_table(csv: Path):
     df = pd.read_csv(csv)
     if "wall_s" in df or not len(df):
         return df
-    metrics, kind = csv.parents[2], csv.parent.parent.name
+    kind = csv.parent.parent.name if csv.parent.name == "curves" else None
+    if kind not in ("da", "cond"):
+        raise DataError(f"{csv}: a curve table without wall_s outside the pipeline's metrics/<da|cond>/curves/ "
+                        "layout, so its timing files cannot be found; keep a copy of curve_table(csv) instead "
+                        "(it has the wall times joined)")
+    metrics = csv.parents[2]
     if kind == "da":
         return join_wall_s(df, lambda s, seed: (metrics / "da" / csv.stem / s / "timing.json", f"seed{seed}.pt"))
     return join_wall_s(df, lambda s, seed: (metrics / "cond" / s / "timing.json", "model.pt"))
