@@ -56,6 +56,7 @@ def write_timing(path: Path, model_file: str, *, train_seconds: float, curve_wal
         entries[model_file] = {"train_seconds": round(float(train_seconds), 2), "curve_wall_s": curve_wall_s}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o644)  # mkstemp makes 0600; a metrics file is readable like the others
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(entries, indent=1, sort_keys=True) + "\n")
             os.replace(tmp, path)
