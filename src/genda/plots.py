@@ -73,15 +73,11 @@ def loss_figure(curves: dict[str, Path], keys: tuple[str, ...], out: Path, title
 
 
 def accuracy_curve_figure(curves: dict, out: Path, metric: str = "target_acc") -> Path | None:
-    """Test accuracy against training wall time, one panel per pair (``curves``: pair -> a curve table with
-    ``setting``, ``seed``, ``step``, ``wall_s`` and ``metric`` columns, as a DataFrame or a CSV path; the
-    pipeline's come from :func:`genda.train.timing.curve_table`), one line per setting: the mean over seeds at
-    each evaluation step (thin lines: single seeds). None if no table has a row."""
-    import pandas as pd
-
-    frames = {p: c if isinstance(c, pd.DataFrame) else pd.read_csv(c)
-              for p, c in curves.items() if isinstance(c, pd.DataFrame) or (c is not None and Path(c).exists())}
-    frames = {p: f for p, f in frames.items() if len(f)}
+    """Test accuracy against training wall time, one panel per pair (``curves``: pair -> a DataFrame with
+    ``setting``, ``seed``, ``step``, ``wall_s`` and ``metric`` columns, or None; the pipeline's come from
+    :func:`genda.train.timing.curve_table`), one line per setting: the mean over seeds at each evaluation step
+    (thin lines: single seeds). None if no table has a row."""
+    frames = {p: f for p, f in curves.items() if f is not None and len(f)}
     if not frames:
         return None
     fig, axes = plt.subplots(1, len(frames), figsize=(5 * len(frames), 3.6), squeeze=False)

@@ -20,10 +20,10 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from genda.errors import DataError
+from genda.stage import write_json
 
 
 def split_curve(curve: list[dict]) -> tuple[list[dict], list[list[float]]]:
@@ -40,8 +40,8 @@ def write_timing(path: Path, model_file: str, *, train_seconds: float, curve_wal
     """Add (or replace) ``model_file``'s entry in the timing JSON ``path``; other entries are kept.
 
     Safe when several processes train the seeds of one setting at once (``benchmarks/da_runs.py``): the
-    read-modify-write holds an exclusive lock on the folder, and the new file is renamed into place from a
-    temporary file of its own. An existing file that is not a timing JSON is a DataError naming it."""
+    read-modify-write holds an exclusive lock on the folder. An existing file that is not a timing JSON is a
+    DataError naming it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _folder_lock(path.parent):
@@ -54,15 +54,7 @@ def write_timing(path: Path, model_file: str, *, train_seconds: float, curve_wal
             except ValueError as e:
                 raise DataError(f"{path}: not a timing file ({e}); delete it or rerun the training stage") from None
         entries[model_file] = {"train_seconds": round(float(train_seconds), 2), "curve_wall_s": curve_wall_s}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o644)  # mkstemp makes 0600; a metrics file is readable like the others
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(entries, indent=1, sort_keys=True) + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json(entries, path)
 
 
 @contextlib.contextmanager
