@@ -288,6 +288,40 @@ def test_training_loss_oracle_is_zero_and_mask_rate():
         s.training_loss(zero, x0, labels, p_uncond=1.5)
 
 
+def test_sample_steps_uniform_keeps_the_old_stream_and_logit_normal_favours_the_middle():
+    s = DDPMScheduler(T=400)
+    # uniform: exactly the draws training_loss made before t_sampling existed
+    assert torch.equal(s.sample_steps(500, torch.Generator().manual_seed(3)),
+                       torch.randint(1, 401, (500,), generator=torch.Generator().manual_seed(3)))
+    t = s.sample_steps(20000, torch.Generator().manual_seed(0), "logit_normal")
+    assert t.dtype == torch.long and t.min() >= 1 and t.max() <= 400
+    middle = ((t > 100) & (t <= 300)).float().mean().item()
+    assert middle == pytest.approx(0.728, abs=0.015)   # P(|u| < ln 3) for u ~ N(0, 1); uniform: 0.5
+    assert t.float().mean().item() == pytest.approx(200.5, abs=3.0)
+    noisier = s.sample_steps(20000, torch.Generator().manual_seed(0), "logit_normal", logit_mean=1.0)
+    assert noisier.float().mean().item() > t.float().mean().item() + 50
+    assert torch.equal(t, s.sample_steps(20000, torch.Generator().manual_seed(0), "logit_normal"))
+    with pytest.raises(ConfigError, match="t_sampling"):
+        s.sample_steps(4, None, "cosine")
+    with pytest.raises(ConfigError, match="t_logit_std"):
+        s.sample_steps(4, None, "logit_normal", logit_std=0.0)
+
+
+def test_training_loss_draws_its_steps_from_t_sampling():
+    s = DDPMScheduler(T=400)
+    x0 = torch.rand(3000, 3, 4, 4) * 2 - 1
+    labels = torch.randint(0, 10, (3000,))
+    oracle = _Oracle(s, x0)
+    loss = s.training_loss(oracle, x0, labels, generator=torch.Generator().manual_seed(5), t_sampling="logit_normal")
+    assert loss.item() < 1e-8
+    t = torch.round(oracle.calls[0][0] * 400).long()
+    assert torch.equal(t, s.sample_steps(3000, torch.Generator().manual_seed(5), "logit_normal"))
+    uniform = _Oracle(s, x0)
+    s.training_loss(uniform, x0, labels, generator=torch.Generator().manual_seed(5))
+    tu = torch.round(uniform.calls[0][0] * 400).long()
+    assert ((t > 100) & (t <= 300)).float().mean() > ((tu > 100) & (tu <= 300)).float().mean() + 0.15
+
+
 class _VOracle(_Oracle):
     """Exact v for a known x0: v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0."""
 

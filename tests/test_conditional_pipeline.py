@@ -463,8 +463,8 @@ def test_fid_reference_cache_gives_the_same_metrics_without_reextracting(project
     """fid_reference@faces / @digits extract the real features once; an evaluation with the cache scores exactly
     what it scores from the images (FID to float round-off) and extracts only its own samples."""
     from genda.images import save_pngs
-    from genda.metrics import fidelity
-    from genda.metrics.fid_reference import floor_size, load_reference
+    from genda.metrics import facedetect, fidelity
+    from genda.metrics.fid_reference import floor_size, load_real_face_rate, load_reference
     from genda.metrics.gan_eval import evaluate_face_samples
 
     p = cond_params()
@@ -487,18 +487,31 @@ def test_fid_reference_cache_gives_the_same_metrics_without_reextracting(project
         ev = {**p["evaluate"], "kid_subset_size": 10}
         monkeypatch.chdir(project)
         monkeypatch.setenv("GENDA_ROOT", str(project))
-        extracted = []
-        real_extract = fidelity.extract_features
+        extracted, detected = [], []
+        real_extract, real_detect = fidelity.extract_features, facedetect.detect_faces
         monkeypatch.setattr(fidelity, "extract_features",
                             lambda x, *a, **k: extracted.append(len(x)) or real_extract(x, *a, **k))
+        monkeypatch.setattr(facedetect, "detect_faces", lambda x, **k: detected.append(len(x)) or real_detect(x, **k))
         cached = evaluate_face_samples(folder, ev, reference_cache=fid_dir / "faces.pt")
         assert extracted == [40]  # only the samples: reference and floor images come from the cache
+        assert detected == [40]   # and the real faces' detection rate too
         fresh = evaluate_face_samples(folder, ev, reference_cache=None)
         assert extracted[1:] == [40, 40, 40, 40]  # samples + reference, then held-out floor + reference
+        assert detected[1:] == [40, 40]           # samples, then the first 40 held-out real faces
         for k in ("fid", "fid_real_floor"):
             assert cached[k] == pytest.approx(fresh[k], rel=1e-9) and cached[k] > 0
-        for k in ("is_mean", "is_std", "kid_mean", "kid_std", "kid_real_floor", "n_real_floor", "face_rate"):
+        for k in ("is_mean", "is_std", "kid_mean", "kid_std", "kid_real_floor", "n_real_floor", "face_rate",
+                  "face_rate_real"):
             assert cached[k] == fresh[k]
+        assert len(faces["face_counts"]) == 160 and faces["face_detector"] == facedetect.detector_name()
+        rate = sum(k >= 1 for k in faces["face_counts"][:40]) / 40
+        assert fresh["face_rate_real"] == rate
+        assert load_real_face_rate(fid_dir / "faces.pt", 40, data="faces:test") == rate
+        assert load_real_face_rate(fid_dir / "faces.pt", 40, data="faces:train") is None     # other data
+        assert load_real_face_rate(fid_dir / "faces.pt", 161, data="faces:test") is None     # too few counted
+        assert load_real_face_rate(fid_dir / "digits.pt", 10, data="digits:mnistm") is None  # no counts
+        monkeypatch.setattr(facedetect, "detector_name", lambda **k: "another detector")
+        assert load_real_face_rate(fid_dir / "faces.pt", 40, data="faces:test") is None     # other detector
         assert cached["n_real_floor"] == 40 and cached["n_reference"] == 40 and cached["is_mean"] >= 1.0
 
         choice = fidelity.choose_extractor()

@@ -51,6 +51,14 @@ def test_method_override_keys_are_checked(tmp_path):
     assert "da.methods.danm" in msg and "dann" in msg
 
 
+def test_ddpm_step_sampling_keys_are_checked(tmp_path):
+    msg = _bad(lambda p: p["cond_gens"]["ddpm"].update(t_sampling="cosine"), tmp_path)
+    assert "'cond_gens.ddpm.t_sampling'" in msg and "logit_normal" in msg and "uniform" in msg
+    assert "'cond_gens.ddpm.t_logit_std'" in _bad(lambda p: p["cond_gens"]["ddpm"].update(t_logit_std=0.0), tmp_path)
+    assert "'cond_gens.ddpm.t_logit_mean'" in _bad(lambda p: p["cond_gens"]["ddpm"].update(t_logit_mean="high"),
+                                                   tmp_path)
+
+
 def test_pairs_and_ranges(tmp_path):
     msg = _bad(lambda p: p["da"].update(pairs=["mnistm-mnistm"]), tmp_path)
     assert "da.pairs[0]" in msg

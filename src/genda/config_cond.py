@@ -118,6 +118,10 @@ def _cond_fields() -> dict:
         "loss_weight": Spec((str,), choices=("none", "min_snr"), required=False,
                             help="ddpm: per-step loss weight: none (Ho et al.'s simple loss) | min_snr (Hang et al. 2023)"),
         "min_snr_gamma": Spec(_NUM, min=0.1, required=False, help="ddpm: gamma of min_snr weighting"),
+        "t_sampling": Spec((str,), choices=("uniform", "logit_normal"), required=False,
+                           help="ddpm: training steps drawn uniform (Ho et al.) | logit_normal (Esser et al. 2024)"),
+        "t_logit_mean": Spec(_NUM, required=False, help="ddpm: mean of logit_normal's normal (> 0: noisier steps)"),
+        "t_logit_std": Spec(_NUM, min=0.01, required=False, help="ddpm: standard deviation of logit_normal's normal"),
         # numerics of this method's training (its keys replace the top-level compute's; sampling keeps the latter)
         "compute": compute_section(override=True),
     }

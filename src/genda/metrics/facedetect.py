@@ -141,6 +141,10 @@ def face_detection_rate(images: Tensor, *, upscale: int = 2, min_neighbors: int 
     if n == 0:
         raise DataError("face detection: got an empty image batch (N = 0)")
     rate = sum(c >= 1 for c in counts) / n
-    return {"face_rate": float(rate), "n": n,
-            "detector": f"opencv-haar-frontalface-default {_cv2().__version__} border {border:.4g} "
-                        f"minNeighbors {min_neighbors}"}
+    return {"face_rate": float(rate), "n": n, "detector": detector_name(min_neighbors=min_neighbors, border=border)}
+
+
+def detector_name(*, min_neighbors: int = MIN_NEIGHBORS, border: float = BORDER) -> str:
+    """The detector and settings :func:`face_detection_rate` records (``"detector"``), e.g. to tell whether cached
+    counts (:mod:`genda.metrics.fid_reference`) came from the same one."""
+    return f"opencv-haar-frontalface-default {_cv2().__version__} border {border:.4g} minNeighbors {min_neighbors}"

@@ -12,6 +12,9 @@ work (two feature passes and a second FID per stage: ~6 s of a ~30 s stage on 2 
                               "extractor": str, "weights": str, "is_fallback": bool,
                               "data": str}                              # e.g. "faces:test", "digits:mnistm"
 
+and for faces also ``"face_counts"`` (faces OpenCV's cascade finds in each of the first 500 held-out images) and
+``"face_detector"`` (its name and settings): the ``face_rate_real`` every face evaluation reports beside its
+samples' rate, detected once here (:func:`real_face_counts`, :func:`load_real_face_rate`);
 with ``K`` = the largest sample count the params will evaluate (``sample.n_images``,
 ``cond_sample.n_images``, ``10 * cond_sample.n_per_class``).  An evaluation loads it as
 :class:`~genda.metrics.fidelity.Features` and only extracts its generated images.  A cache made with another
@@ -30,7 +33,10 @@ from genda.checkpoint import load_weights
 from genda.errors import DataError
 from genda.metrics.fidelity import ExtractorChoice, Features, extract_features, metric_layers
 
-__all__ = ["build_reference", "save_reference", "load_reference", "floor_size"]
+__all__ = ["build_reference", "save_reference", "load_reference", "floor_size", "real_face_counts",
+           "load_real_face_rate", "REAL_FACES"]
+
+REAL_FACES = 500    # held-out real faces whose detection rate (face_rate_real) a face evaluation reports
 
 
 def floor_size(params: dict) -> int:
@@ -96,3 +102,31 @@ def load_reference(path: Path, choice: ExtractorChoice, n_generated: int, *,
               "needs more: extracting the reference features here")
         return None
     return ref, held
+
+
+def real_face_counts(held_out: Tensor) -> dict:
+    """``{"face_counts": [faces found in each of the first REAL_FACES images], "face_detector": name}`` of the
+    uint8 held-out real faces ``[N, 3, H, W]`` (:func:`genda.metrics.facedetect.detect_faces`, default settings),
+    to add to the faces cache."""
+    from genda.metrics.facedetect import detect_faces, detector_name
+
+    return {"face_counts": detect_faces(held_out[:REAL_FACES]), "face_detector": detector_name()}
+
+
+def load_real_face_rate(path: Path, n: int, *, data: str) -> float | None:
+    """The face-detection rate of the first ``n`` held-out real faces from the cache at ``path`` -- what
+    ``face_detection_rate(held_out[:n])`` returns -- or None when the cache is missing, holds other data, has no
+    counts or fewer than ``n``, or came from another detector or detector settings (then the caller detects)."""
+    from genda.metrics.facedetect import detector_name
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    c = load_weights(path)
+    if not isinstance(c, dict):
+        return None
+    counts = c.get("face_counts")
+    if c.get("data") != data or counts is None or len(counts) < n or n < 1 \
+            or c.get("face_detector") != detector_name():
+        return None
+    return float(sum(k >= 1 for k in counts[:n]) / n)

@@ -23,10 +23,12 @@ def evaluate_face_samples(folder: Path, ev: dict, out: Path | None = None,
                           reference_cache: Path | None = None) -> dict:
     """Metrics of the PNGs in ``folder``: FID / IS / KID against the real faces (``ev["fid_reference"]`` split),
     the real-vs-real floor, the face-detection rate of the samples and (``face_rate_real``) of up to 500 held-out
-    real faces, the rate a perfect generator would score (OpenCV's cascade also fires on some blurry face-like
+    real faces (counted once by the ``fid_reference@faces`` stage when ``reference_cache`` has them), the rate a
+    perfect generator would score (OpenCV's cascade also fires on some blurry face-like
     blobs, so read the rate beside FID).  ``reference_cache``: the ``fid_reference@faces`` stage's
     features (:mod:`genda.metrics.fid_reference`), used when they match this evaluation's extractor."""
     from genda.metrics.facedetect import face_detection_rate
+    from genda.metrics.fid_reference import REAL_FACES, load_real_face_rate
     from genda.metrics.fidelity import choose_extractor, fidelity_with_floor
 
     gen, _ = read_pngs(folder)
@@ -44,7 +46,10 @@ def evaluate_face_samples(folder: Path, ev: dict, out: Path | None = None,
     m = fidelity_with_floor(gen, ref, held_out, **kw)
     try:
         m.update(face_detection_rate(gen))
-        m["face_rate_real"] = face_detection_rate(real_held_out[:min(len(gen), 500)])["face_rate"]
+        n_real = min(len(gen), REAL_FACES)
+        rate = (load_real_face_rate(reference_cache, n_real, data=f"faces:{ev['fid_reference']}")
+                if reference_cache is not None else None)
+        m["face_rate_real"] = face_detection_rate(real_held_out[:n_real])["face_rate"] if rate is None else rate
     except ImportError as e:  # e.g. OpenCV 5 without the Haar cascade: record why, keep the other metrics
         m.update(face_rate=None, detector=f"unavailable: {e}")
     m["fid_reference"] = ev["fid_reference"]

@@ -254,7 +254,10 @@ class DDPMMethod(CondMethod):
         loss = self.sched.training_loss(self.net, x0, y, p_uncond=self.cfg["p_uncond"], generator=self.gen,
                                         prediction=self.cfg["prediction"],
                                         weighting=self.cfg.get("loss_weight") or "none",
-                                        snr_gamma=self.cfg.get("min_snr_gamma") or 5.0)
+                                        snr_gamma=self.cfg.get("min_snr_gamma") or 5.0,
+                                        t_sampling=self.cfg.get("t_sampling") or "uniform",
+                                        t_logit_mean=self.cfg.get("t_logit_mean") or 0.0,
+                                        t_logit_std=self.cfg.get("t_logit_std") or 1.0)
         _opt_step(self.opt, loss)
         if self.ema:
             self.ema.update(self.net)
