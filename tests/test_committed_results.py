@@ -152,12 +152,14 @@ def test_default_acgan_learns_digits():
 
 
 def test_default_ddpm_learns_digits():
-    """Issue 10: the default conditional DDPM (FiLMUnet + v, batch 32 x 5000 steps, EMA 0.999, DDIM 10 with guidance
-    w 10; benchmarks/results/ab_ddpm_embedded.json) draws digits the classifier reads at >= 90 % of its own
-    real-test accuracy (the 60-step default before 2026-12-01: 9.7 %, chance)."""
+    """Issue 10: the default conditional DDPM (FiLMUnet + v, batch 32 x 4000 steps drawn from a logit-normal with
+    mean 0.5, EMA 0.999, DDIM 10 with guidance w 10; benchmarks/results/ab_ddpm_embedded.json t_sampling_2026_12_02)
+    draws digits the classifier reads at >= 90 % of its own real-test accuracy (the 60-step default before 2026-12-01:
+    9.7 %, chance; 4000 uniform steps: 81.9 +- 2.5 % over 3 seeds, under the bar)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     ddpm = params["cond_gens"]["ddpm"]
-    assert ddpm["steps"] >= 5000 and ddpm["ema_decay"] == 0.999 and params["cond_sample"]["guide_w"] >= 6
+    assert ddpm["steps"] >= 4000 and ddpm["ema_decay"] == 0.999 and params["cond_sample"]["guide_w"] >= 6
+    assert ddpm["t_sampling"] == "logit_normal" and ddpm["t_logit_mean"] == 0.5
     m = json.loads((ROOT / "metrics/cond/ddpm.json").read_text())
     assert m["accuracy"] >= 0.9 * m["classifier_real_acc"], (m["accuracy"], m["classifier_real_acc"])
     assert min(m["per_class_accuracy"].values()) >= 0.5, m["per_class_accuracy"]  # every digit, not a few
