@@ -31,8 +31,8 @@ by :class:`EpsFromV` so the samplers below always receive ``eps``.
 
 Training steps are drawn uniformly from ``1..T`` (Ho et al.) or from a logit-normal (Esser et al., 2024, their
 rectified-flow study's best sampler): ``t = ceil(T sigmoid(u))``, ``u ~ N(m, s^2)``, which spends the training
-batches on the middle noise levels, where a digit's identity and shape are decided, instead of on the nearly clean
-steps the 10-step DDIM sampler never visits (:meth:`DDPMScheduler.sample_steps`).
+batches on the middle and (``m > 0``) noisier levels, where a digit's identity and shape are decided, instead of on
+the nearly clean steps the 10-step DDIM sampler barely uses (:meth:`DDPMScheduler.sample_steps`).
 
 Classifier-free guidance (Ho & Salimans, 2022), the conditional and unconditional halves batched::
 
@@ -51,7 +51,8 @@ from torch import Tensor
 
 from genda.errors import ConfigError
 
-__all__ = ["DDPMScheduler", "EpsFromV", "PREDICTIONS", "LOSS_WEIGHTS", "T_SAMPLINGS", "sample_ddpm", "sample_ddim", "ddim_timesteps"]
+__all__ = ["DDPMScheduler", "EpsFromV", "PREDICTIONS", "LOSS_WEIGHTS", "T_SAMPLINGS", "sample_ddpm", "sample_ddim",
+           "ddim_timesteps"]
 
 PREDICTIONS = ("eps", "v")
 LOSS_WEIGHTS = ("none", "min_snr")
@@ -182,8 +183,8 @@ class DDPMScheduler:
                       t_logit_mean: float = 0.0, t_logit_std: float = 1.0) -> Tensor:
         """DDPM loss with label dropout for classifier-free guidance.
 
-        ``t`` from :meth:`sample_steps` (``t_sampling``, default ``U{1..T}``), ``eps ~ N(0, I)``, ``mask_i ~ Bernoulli(p_uncond)`` (1 = label dropped), all drawn
-        on the CPU from ``generator``;  ``loss = mean_i w_i mean || target_i - model(x_t, t/T, labels, mask)_i ||^2``
+        ``t`` from :meth:`sample_steps` (``t_sampling``, default ``U{1..T}``), ``eps ~ N(0, I)``,
+        ``mask_i ~ Bernoulli(p_uncond)`` (1 = label dropped), all drawn on the CPU from ``generator``;  ``loss = mean_i w_i mean || target_i - model(x_t, t/T, labels, mask)_i ||^2``
         with ``target = eps`` (``prediction="eps"``) or ``v`` (``"v"``, :meth:`velocity`) and ``w`` from
         :meth:`loss_weights` (``weighting="none"``: all 1, Ho et al.'s simple loss).
 
