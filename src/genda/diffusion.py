@@ -184,7 +184,8 @@ class DDPMScheduler:
         """DDPM loss with label dropout for classifier-free guidance.
 
         ``t`` from :meth:`sample_steps` (``t_sampling``, default ``U{1..T}``), ``eps ~ N(0, I)``,
-        ``mask_i ~ Bernoulli(p_uncond)`` (1 = label dropped), all drawn on the CPU from ``generator``;  ``loss = mean_i w_i mean || target_i - model(x_t, t/T, labels, mask)_i ||^2``
+        ``mask_i ~ Bernoulli(p_uncond)`` (1 = label dropped), all drawn on the CPU from ``generator``;
+        ``loss = mean_i w_i mean || target_i - model(x_t, t/T, labels, mask)_i ||^2``
         with ``target = eps`` (``prediction="eps"``) or ``v`` (``"v"``, :meth:`velocity`) and ``w`` from
         :meth:`loss_weights` (``weighting="none"``: all 1, Ho et al.'s simple loss).
 
