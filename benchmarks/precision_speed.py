@@ -100,6 +100,7 @@ def _step_fn(model: str, batch: int, compute, compiled: bool = False):
     cfg = {**cond_config(load_params(ROOT / "params.yaml", check_paths=False), model), "batch_size": batch}
     meta = {"kind": "digits", "n_classes": 10, "img_size": 28, "channels": 3, "method": model}
     method = build_method(cfg, meta, torch.device("cpu"), g, train=True)
+    method.autocast = compute.autocast  # as genda.train.conditional sets it: forward passes and losses only
     for mod in method._modules().values():
         if mod is not None:
             compute.module(mod)
@@ -109,8 +110,7 @@ def _step_fn(model: str, batch: int, compute, compiled: bool = False):
     batches = [(x[j * batch:(j + 1) * batch], c[j * batch:(j + 1) * batch]) for j in range(method.batches_per_step)]
 
     def step(i: int) -> None:
-        with compute.autocast():
-            method.training_step(batches, i)
+        method.training_step(batches, i)
     return step, batch * method.batches_per_step
 
 

@@ -1,10 +1,14 @@
 """compute.precision / compute.channels_last (genda.precision): resolution, numerics, and the record."""
+from pathlib import Path
+
 import pytest
 import torch
 
 from genda import precision
 from genda.config import load_params
 from genda.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_auto_is_bf16_only_where_bf16_was_measured_faster(monkeypatch):
@@ -142,3 +146,74 @@ def test_a_channels_last_acgan_generator_upsamples_in_channels_last_with_unchang
     assert seen == {"nchw": False, "cl": True}
     assert out_cl.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out_cl, out_nchw, rtol=1e-5, atol=1e-6)
+
+
+class _ScoredBy:
+    """Forward hook on one convolution: after each call, the output it produced and the one its fp32 weights of
+    that moment give in bf16 with autocast's weight cache off (the layer as it really was)."""
+
+    def __init__(self, conv: torch.nn.Conv2d) -> None:
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        conv.register_forward_hook(self)
+
+    def __call__(self, conv, inputs, out) -> None:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
+            fresh = conv._conv_forward(inputs[0], conv.weight, conv.bias)
+        self.calls.append((out.detach().clone(), fresh, conv.weight.detach().clone()))  # clone: in-place ReLUs follow
+
+    def check(self, n_calls: int) -> None:
+        assert len(self.calls) == n_calls
+        assert all(out.dtype == torch.bfloat16 for out, _, _ in self.calls)
+        assert not torch.equal(self.calls[0][2], self.calls[-1][2])  # D was updated between its first and last call
+        for out, fresh, _ in self.calls:  # ... and every call used D's weights of that moment
+            assert torch.equal(out, fresh)
+
+
+def _first_conv(net: torch.nn.Module) -> torch.nn.Conv2d:
+    return next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_a_bf16_gan_step_scores_g_with_the_updated_discriminator(tmp_path, monkeypatch):
+    """Autocast caches one bf16 copy of each weight per autocast region; a region that spanned opt_d.step() made
+    the G step use the D from before its update (bf16 only: the alternating GAN step became a stale one). The
+    trainers open a region per forward pass: D's three calls of a step (real, fake, G's fake) each see its
+    weights of that moment."""
+    from genda.config import face_gan_config
+    from genda.train import gan
+
+    build, seen = gan.build_discriminator, []
+
+    def hooked(cfg):
+        d = build(cfg)
+        seen.append(_ScoredBy(_first_conv(d)))
+        return d
+    monkeypatch.setattr(gan, "build_discriminator", hooked)
+    cfg = face_gan_config(load_params(ROOT / "params.yaml", check_paths=False), "dcgan")
+    cfg.update(steps=1, batch_size=4, ngf=8, ndf=8, lr_d=1e-2, checkpoint_every=10, log_every=1)
+    x = torch.randint(0, 256, (8, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    gan.train_gan(cfg, x, seed=0, device=torch.device("cpu"), ckpt_dir=tmp_path / "ck", out_model=tmp_path / "G.pt",
+                  progress=False, compute={"precision": "bf16", "channels_last": False})
+    seen[0].check(3)
+
+
+@pytest.mark.parametrize("name", ["acgan", "tag_cdcgan"])
+def test_a_bf16_conditional_gan_step_scores_g_with_the_updated_discriminator(name):
+    """The same for the conditional GANs' training_step under the trainer's autocast factory."""
+    from genda.config_cond import cond_config
+    from genda.train.cond_methods import build_method
+
+    params = load_params(ROOT / "params.yaml", check_paths=False)
+    params["cond_gens"].setdefault(name, {"method": name})
+    cfg = cond_config(params, name)
+    cfg.update(batch_size=4, ngf=8, ndf=8, lr_d=1e-2, d_steps=1)
+    if name == "acgan":
+        meta, cond = {"n_classes": 10, "img_size": 28, "channels": 1}, torch.arange(4) % 10
+        x = torch.rand(4, 1, 28, 28) * 2 - 1
+    else:
+        meta = {"n_classes": 0, "img_size": 64, "channels": 3, "tag_dims": [4, 3]}
+        cond, x = torch.tensor([[0, 1], [1, 2], [2, 0], [3, 1]]), torch.rand(4, 3, 64, 64) * 2 - 1
+    m = build_method(cfg, meta, torch.device("cpu"), torch.Generator().manual_seed(0))
+    m.autocast = precision.Compute({"precision": "bf16"}, torch.device("cpu")).autocast
+    hook = _ScoredBy(_first_conv(m.D))
+    m.training_step([(x, cond)], 0)
+    hook.check(5 if name == "tag_cdcgan" else 3)  # tag_cdcgan: D scores 4 pairs in its step

@@ -70,7 +70,12 @@ def active() -> str:
 
 
 def autocast(precision: str, device: torch.device) -> ContextManager:
-    """The context for forward passes and losses: bf16 autocast, or nothing for fp32 (``precision`` resolved)."""
+    """The context for forward passes and losses: bf16 autocast, or nothing for fp32 (``precision`` resolved).
+
+    One region per forward pass (+ its loss), closed before ``backward()`` and the optimiser step: autocast casts
+    each fp32 weight to bf16 once per region and reuses that copy until the outermost region exits, so a region
+    spanning ``opt.step()`` would keep serving the weights from before the step (the trainers of two networks,
+    :mod:`genda.train.gan` and :mod:`genda.train.cond_methods`, did so for their G step until 2026-12-02)."""
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

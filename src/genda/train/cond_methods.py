@@ -5,6 +5,11 @@ Every method owns its networks, optimisers, schedulers and EMA, and exposes::
     batches_per_step                    how many (x, cond) batches one training step consumes
     training_step(batches, step) -> {name: value}   one optimisation step (all its updates); values are
                                         0-dim tensors or floats (the trainer reads them only when logging)
+    autocast                            a zero-argument context factory (the trainer sets it to
+                                        :meth:`genda.precision.Compute.autocast`): ``training_step`` runs
+                                        each forward pass and loss under it, backward passes and optimiser
+                                        steps outside it (a bf16 weight cache made before ``opt_d.step()``
+                                        must not serve the G step)
     state_dict() / load_state_dict(sd)  everything needed to resume training exactly
     export() -> dict                    the weights needed to sample (written to models/cond/<name>)
     sample(cond, generator, sample_cfg) -> float images [B, C, H, W] in [-1, 1] (no grad, eval mode)
@@ -31,6 +36,9 @@ Losses (B = batch mean, CE = cross-entropy, L_adv from :class:`genda.losses.gan.
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Callable, ContextManager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -52,6 +60,7 @@ class CondMethod:
     def __init__(self, cfg: dict, meta: dict, device: torch.device, generator: torch.Generator, train: bool = True):
         self.cfg, self.meta, self.device, self.gen, self.train = cfg, meta, torch.device(device), generator, train
         self.ema: EMA | None = None
+        self.autocast: Callable[[], ContextManager] = contextlib.nullcontext
 
     # -- helpers shared by the subclasses
     def _schedulers(self, *opts) -> list:
@@ -175,23 +184,26 @@ class ACGANMethod(CondMethod):
         lam = cfg["aux_weight"]
         for real, y in batches:
             z, fy = self._draw(real.shape[0])
-            with torch.no_grad():
-                fake = G(z, fy)
-            adv_r, cls_r = D(real)
-            adv_f, cls_f = D(fake)
-            d_adv = self.loss.d_loss(adv_r, adv_f)
-            if self.loss.needs_gradient_penalty:
-                d_adv = d_adv + cfg["gp_weight"] * gradient_penalty(lambda t: D(t)[0], real, fake, generator=self.gen)
-            d_aux = acgan_aux_loss(cls_r, y)
-            if cfg.get("aux_fake_d", True):
-                d_aux = d_aux + acgan_aux_loss(cls_f, fy)
-            d_loss = d_adv + lam * d_aux
+            with self.autocast():
+                with torch.no_grad():
+                    fake = G(z, fy)
+                adv_r, cls_r = D(real)
+                adv_f, cls_f = D(fake)
+                d_adv = self.loss.d_loss(adv_r, adv_f)
+                if self.loss.needs_gradient_penalty:
+                    d_adv = d_adv + cfg["gp_weight"] * gradient_penalty(lambda t: D(t)[0], real, fake,
+                                                                        generator=self.gen)
+                d_aux = acgan_aux_loss(cls_r, y)
+                if cfg.get("aux_fake_d", True):
+                    d_aux = d_aux + acgan_aux_loss(cls_f, fy)
+                d_loss = d_adv + lam * d_aux
             _opt_step(self.opt_d, d_loss)
         n = batches[-1][0].shape[0]
         z, fy = self._draw(n)
-        adv, cls = D(G(z, fy))
-        g_adv, g_aux = self.loss.g_loss(adv), acgan_aux_loss(cls, fy)
-        g_loss = g_adv + lam * g_aux
+        with self.autocast():
+            adv, cls = D(G(z, fy))
+            g_adv, g_aux = self.loss.g_loss(adv), acgan_aux_loss(cls, fy)
+            g_loss = g_adv + lam * g_aux
         _opt_step(self.opt_g, g_loss)
         if self.ema:
             self.ema.update(G)
@@ -251,13 +263,14 @@ class DDPMMethod(CondMethod):
     def training_step(self, batches, step):
         self.net.train()
         (x0, y), = batches
-        loss = self.sched.training_loss(self.net, x0, y, p_uncond=self.cfg["p_uncond"], generator=self.gen,
-                                        prediction=self.cfg["prediction"],
-                                        weighting=self.cfg.get("loss_weight") or "none",
-                                        snr_gamma=self.cfg.get("min_snr_gamma") or 5.0,
-                                        t_sampling=self.cfg.get("t_sampling") or "uniform",
-                                        t_logit_mean=self.cfg.get("t_logit_mean") or 0.0,
-                                        t_logit_std=self.cfg.get("t_logit_std") or 1.0)
+        with self.autocast():
+            loss = self.sched.training_loss(self.net, x0, y, p_uncond=self.cfg["p_uncond"], generator=self.gen,
+                                            prediction=self.cfg["prediction"],
+                                            weighting=self.cfg.get("loss_weight") or "none",
+                                            snr_gamma=self.cfg.get("min_snr_gamma") or 5.0,
+                                            t_sampling=self.cfg.get("t_sampling") or "uniform",
+                                            t_logit_mean=self.cfg.get("t_logit_mean") or 0.0,
+                                            t_logit_std=self.cfg.get("t_logit_std") or 1.0)
         _opt_step(self.opt, loss)
         if self.ema:
             self.ema.update(self.net)
@@ -349,13 +362,15 @@ class TagCDCGANMethod(CondMethod):
             wrong = one_hot_tags(random_wrong_tags(tags, self.dims, generator=self.gen), self.dims)
             other = real[torch.randperm(B, generator=self.gen).to(real.device)]
             z = sample_z(B, self.cfg["z_dim"], "normal", generator=self.gen).to(self.device)
-            with torch.no_grad():
-                fake = G(z, right)
-            d_loss = matching_aware_d_loss(D, real, fake, right, wrong, other)
+            with self.autocast():
+                with torch.no_grad():
+                    fake = G(z, right)
+                d_loss = matching_aware_d_loss(D, real, fake, right, wrong, other)
             _opt_step(self.opt_d, d_loss)
         z = sample_z(B, self.cfg["z_dim"], "normal", generator=self.gen).to(self.device)
-        logits = D(G(z, right), right)
-        g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        with self.autocast():
+            logits = D(G(z, right), right)
+            g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
         _opt_step(self.opt_g, g_loss)
         if self.ema:
             self.ema.update(G)

@@ -145,6 +145,7 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
 
     c = Compute(compute if compute is not None else cfg.get("compute"), device)
     method = build_method(cfg, data.meta, device, gen, train=True)
+    method.autocast = c.autocast  # training_step runs forward passes and losses under it, updates outside
     for m in method._modules().values():
         if m is not None:
             c.module(m)
@@ -193,8 +194,7 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
         for j in range(k):
             idx = stream.indices(step * k + j)
             batches.append((c.images(to_float_images(x[idx])), cond[idx]))
-        with c.autocast():
-            logs = method.training_step(batches, step)
+        logs = method.training_step(batches, step)
         done = step + 1
         if done % cfg["log_every"] == 0 or done == cfg["steps"]:
             logs = {kk: float(v) for kk, v in logs.items()}  # the only host sync of a step

@@ -69,7 +69,8 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
               out_model: Path, tracker=None, loss_csv: Path | None = None, progress: bool = True,
               compute: dict | None = None) -> list[dict]:
     """Train G and D on uint8 images [N,3,H,W]; save G (EMA G if enabled) to `out_model`. ``compute``: the
-    params section of :mod:`genda.precision` (the whole step runs under its autocast).
+    params section of :mod:`genda.precision` (its autocast wraps each forward pass and loss; backward passes and
+    optimiser steps run outside it).
 
     Returns the loss history (one row per `log_every` iterations)."""
     gen = seed_everything(seed)
@@ -121,42 +122,46 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
     bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc="train_gan",
                disable=not (progress and distributed.is_main()), mininterval=5)
     for step in bar:
-        with c.autocast():  # forward passes, losses and steps (bf16 when compute.precision says so)
-            G.train(); D.train()
-            skipped = 0
-            for k in range(cfg["d_steps"]):
-                real = c.images(to_float_images(x[stream.indices(step * cfg["d_steps"] + k)]))
-                if cfg["hflip"]:
-                    real = random_hflip(real, generator=gen)
-                z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
-                with torch.no_grad():
-                    fake = run_generator(G, z, gen)
-                rt, ft = real_fake_targets(bs, smoothing=cfg["label_smoothing"], noisy_real=_pair(cfg["noisy_real"]),
-                                           noisy_fake=_pair(cfg["noisy_fake"]), generator=gen)
+        # Autocast covers forward passes and losses only. Its weight cache (a bf16 copy of each parameter, made once
+        # per autocast region) would otherwise outlive opt_d.step(): the G step would be scored by the D from
+        # before D's update, in bf16 only.
+        G.train(); D.train()
+        skipped = 0
+        for k in range(cfg["d_steps"]):
+            real = c.images(to_float_images(x[stream.indices(step * cfg["d_steps"] + k)]))
+            if cfg["hflip"]:
+                real = random_hflip(real, generator=gen)
+            z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
+            with c.autocast(), torch.no_grad():
+                fake = run_generator(G, z, gen)
+            rt, ft = real_fake_targets(bs, smoothing=cfg["label_smoothing"], noisy_real=_pair(cfg["noisy_real"]),
+                                       noisy_fake=_pair(cfg["noisy_fake"]), generator=gen)
+            with c.autocast():
                 d_real, d_fake = D(aug(real)), D(aug(fake))
                 d_loss = loss.d_loss(d_real, d_fake, rt.to(device) if torch.is_tensor(rt) else rt,
                                      ft.to(device) if torch.is_tensor(ft) else ft)
                 if loss.needs_gradient_penalty:
                     d_loss = d_loss + cfg["gp_weight"] * gradient_penalty(D, real, fake, generator=gen)
-                # the D-skip decision must agree on every rank: it uses the loss averaged over them
-                last_d = (distributed.mean_scalar(d_loss.detach()) if cfg["d_skip_threshold"] is not None
-                          else float(d_loss.detach()))
-                if should_skip_d(last_d, cfg["d_skip_threshold"]):
-                    skipped += 1
-                    continue
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-            for _ in range(cfg["g_steps"]):
-                z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
+            # the D-skip decision must agree on every rank: it uses the loss averaged over them
+            last_d = (distributed.mean_scalar(d_loss.detach()) if cfg["d_skip_threshold"] is not None
+                      else float(d_loss.detach()))
+            if should_skip_d(last_d, cfg["d_skip_threshold"]):
+                skipped += 1
+                continue
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        for _ in range(cfg["g_steps"]):
+            z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
+            with c.autocast():
                 g_loss = loss.g_loss(D(aug(run_generator(G, z, gen))))
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-                if ema:
-                    ema.update(G)
-            if sch_g:
-                sch_g.step(); sch_d.step()
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            if ema:
+                ema.update(G)
+        if sch_g:
+            sch_g.step(); sch_d.step()
         done = step + 1
         if done % cfg["log_every"] == 0 or done == cfg["steps"]:
             row = {"step": done, "loss_d": last_d, "loss_g": float(g_loss.detach()),
