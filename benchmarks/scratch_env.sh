@@ -10,5 +10,6 @@ tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./.carry --exclude=./
   --exclude=./report --exclude=./mlflow.db --exclude=./mlflow.db.lock --exclude=./mlruns --exclude=./dvc.lock \
   -cf - . | tar -C "$W" -xf -
 cd "$W"
-export PATH="$SRC/.venv/bin:$PATH" GENDA_PARAMS=$1 GENDA_DEVICE=cpu GENDA_THREADS=1 GENDA_MLFLOW=${GENDA_MLFLOW:-1}
+# PYTHONPATH: the copy's src, not whatever checkout the .venv's editable install points at
+export PYTHONPATH="$PWD/src" PATH="$SRC/.venv/bin:$PATH" GENDA_PARAMS=$1 GENDA_DEVICE=cpu GENDA_THREADS=1 GENDA_MLFLOW=${GENDA_MLFLOW:-1}
 python stages/prepare.py

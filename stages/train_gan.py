@@ -20,7 +20,7 @@ def main() -> None:
         faces = load_prepared(faces_path(), kind="faces")
         train_gan(cfg, faces["x_train"], seed=params["seed"], device=get_device(),
                   ckpt_dir=Path(f"checkpoints/gan/{name}"), out_model=Path(f"models/gan/{name}/generator.pt"),
-                  tracker=tr, loss_csv=Path(f"metrics/gan/{name}/losses.csv"), compute=params.get("compute"))
+                  tracker=tr, loss_csv=Path(f"metrics/gan/{name}/losses.csv"), compute=cfg["compute"])
         tr.log_artifact(f"metrics/gan/{name}/losses.csv")
 
 

@@ -571,7 +571,8 @@ def test_linear_attention_formula_and_minibatch_std():
 
 # ----------------------------------------------------------------------------- every method's config
 FULL_FACES = load_params(ROOT / "configs/real_faces.yaml", check_paths=False)
-SIZE_KEYS = {"steps", "batch_size", "ngf", "ndf", "checkpoint_every", "log_every"}
+# size, and the numerics (compute: the machine's choice, e.g. the full config's precision auto)
+SIZE_KEYS = {"steps", "batch_size", "ngf", "ndf", "checkpoint_every", "log_every", "compute"}
 
 
 # the default's 600-step Methods A and B run G at lr 5e-4 (the seeds' 2e-4 learnt the portrait in 1 run of 5 at

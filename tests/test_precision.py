@@ -67,12 +67,12 @@ def test_compute_section_is_validated(tmp_path):
 
 
 def test_a_training_family_overrides_the_top_level_compute(tmp_path):
-    """da.compute / cond.compute / cond_gens.<name>.compute replace only the keys they set, later wins; a typo in
-    them is named like one in the top-level section."""
+    """da.compute / cond.compute / cond_gens.<name>.compute / gan.compute / face_gans.<name>.compute replace only
+    the keys they set, later wins; a typo in them is named like one in the top-level section."""
     import yaml
 
     from conftest import ROOT
-    from genda.config import effective_compute
+    from genda.config import effective_compute, face_gan_config
     from genda.config_cond import cond_config
 
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -81,8 +81,15 @@ def test_a_training_family_overrides_the_top_level_compute(tmp_path):
     p["cond"]["compute"] = {"channels_last": False}
     p["cond_gens"]["ddpm"]["compute"] = {"precision": "bf16"}
     p["cond_gens"]["acgan"].pop("compute", None)
+    p["gan"]["compute"] = {"channels_last": False}
+    p["face_gans"]["dcgan"]["compute"] = {"precision": "bf16"}
+    p["face_gans"]["dcgan_tricks"].pop("compute", None)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     p = load_params(tmp_path / "params.yaml", check_paths=False)
+    assert face_gan_config(p, "dcgan")["compute"] == {"precision": "bf16", "channels_last": False}
+    assert face_gan_config(p, "dcgan_tricks")["compute"] == {"precision": "fp32", "channels_last": False}
+    del p["gan"]["compute"]
+    assert face_gan_config(p, "dcgan_tricks")["compute"] == {"precision": "fp32", "channels_last": True}
     assert effective_compute(p, p["da"].get("compute")) == {"precision": "bf16", "channels_last": True}
     assert cond_config(p, "ddpm")["compute"] == {"precision": "bf16", "channels_last": False}
     assert cond_config(p, "acgan")["compute"] == {"precision": "fp32", "channels_last": False}
@@ -90,6 +97,11 @@ def test_a_training_family_overrides_the_top_level_compute(tmp_path):
     p["cond_gens"]["ddpm"]["compute"] = {"precison": "bf16"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     with pytest.raises(ConfigError, match=r"cond_gens.ddpm.compute.precison.*did you mean 'precision'"):
+        load_params(tmp_path / "params.yaml", check_paths=False)
+    p["cond_gens"]["ddpm"]["compute"] = {"precision": "bf16"}
+    p["face_gans"]["dcgan"]["compute"] = {"precision": "half"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    with pytest.raises(ConfigError, match=r"face_gans.dcgan.compute.precision.*auto, fp32, bf16"):
         load_params(tmp_path / "params.yaml", check_paths=False)
 
 

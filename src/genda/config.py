@@ -176,7 +176,7 @@ POS_INT = dict(types=INT, min=1)
 
 def compute_section(override: bool = False, required: bool = False) -> Section:
     """``compute`` (top level: every trainer and sampler), or with ``override`` the optional ``compute`` key of
-    a training family's section (``da``, ``cond``, ``cond_gens.<name>``): any subset of the same keys, which
+    a training family's section (``da``, ``cond``, ``cond_gens.<name>``, ``gan``, ``face_gans.<name>``): any subset of the same keys, which
     replace the top-level ones for that family's training (:func:`effective_compute`); ``required``: the key must
     be present (``{}`` = no override), for a section that a DVC stage tracks key by key."""
     return Section({
@@ -226,6 +226,8 @@ def _gan_fields() -> dict[str, Any]:
         "gp_weight": Spec(NUM, min=0.0),
         "checkpoint_every": Spec(**POS_INT),
         "log_every": Spec(**POS_INT),
+        # the face GANs' training numerics ({} or absent: the top-level compute); face_gans.<name>.compute on top
+        "compute": compute_section(override=True),
     }
 
 
@@ -402,12 +404,17 @@ def load_params(path: str | Path | None = None, *, check_paths: bool = True) -> 
 
 
 def face_gan_config(params: dict, name: str) -> dict:
-    """Effective settings of face-GAN method `name`: `gan` + top-level lrs/smoothing + its overrides."""
+    """Effective settings of face-GAN method `name`: `gan` + top-level lrs/smoothing + its overrides.
+
+    ``cfg["compute"]``: the training numerics, the top-level ``compute`` updated by ``gan.compute`` and then
+    ``face_gans.<name>.compute`` (:func:`effective_compute`); sampling keeps the top-level section."""
     if name not in params["face_gans"]:
         raise ConfigError(f"unknown face GAN '{name}'; defined in params.face_gans: {', '.join(params['face_gans'])}")
     cfg = copy.deepcopy(params["gan"])
     cfg.update(lr_d=params["lr_d"], lr_g=params["lr_g"], label_smoothing=params["label_smoothing"])
-    cfg.update(params["face_gans"][name] or {})
+    entry = params["face_gans"][name] or {}
+    cfg.update(entry)
+    cfg["compute"] = effective_compute(params, params["gan"].get("compute"), entry.get("compute"))
     return cfg
 
 

@@ -130,7 +130,7 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
                tracker=None, loss_csv: Path | None = None, progress: bool = True,
                compute: dict | None = None, out_timing: Path | None = None) -> list[dict]:
     """Train ``cfg["method"]`` on ``data`` for ``cfg["steps"]`` steps; save the sampling weights to ``out_model``.
-    ``compute``: the params section of :mod:`genda.precision` (each step runs under its autocast); None: the
+    ``compute``: the params section of :mod:`genda.precision` (each forward pass and loss runs under its autocast); None: the
     effective one :func:`~genda.config_cond.cond_config` put in ``cfg["compute"]`` (else fp32, NCHW).
     The model file holds the curve's samples without wall times (a rerun writes the same bytes); the curve's
     wall times and ``train_seconds`` go to ``out_timing`` (:mod:`genda.train.timing`).

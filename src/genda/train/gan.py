@@ -70,13 +70,13 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
               compute: dict | None = None) -> list[dict]:
     """Train G and D on uint8 images [N,3,H,W]; save G (EMA G if enabled) to `out_model`. ``compute``: the
     params section of :mod:`genda.precision` (its autocast wraps each forward pass and loss; backward passes and
-    optimiser steps run outside it).
+    optimiser steps run outside it); None: ``cfg["compute"]`` (:func:`genda.config.face_gan_config`), else fp32.
 
     Returns the loss history (one row per `log_every` iterations)."""
     gen = seed_everything(seed)
     from genda.precision import Compute
 
-    c = Compute(compute, device)
+    c = Compute(compute if compute is not None else cfg.get("compute"), device)
     G, D = c.module(build_generator(cfg).to(device)), c.module(build_discriminator(cfg).to(device))
     distributed.broadcast_modules(G, D)
     opt_g = make_optimizer(G.parameters(), cfg["opt_g"], cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
