@@ -16,14 +16,15 @@
     cores (Zen 4) are taken to behave alike (not measured here).
   - Intel with AMX-BF16 (matrix tiles) and CUDA GPUs with bf16: bf16 (their bf16 units are the point).
 
-  Quality on real data (the Zen 5 machine): DANN MNIST-M -> USPS fp32 84.8 +- 1.3 %, bf16 84.7 +- 2.1 % (6 seeds,
-  ``benchmarks/results/ab_precision_dann_mnistm_usps_cpu.json``). The CelebA face GAN Method B (noisy labels,
-  h-flip, EMA of G) gave FID 3.8-5.7 in fp32 against 9.2-17.4 in bf16 (3 seeds each,
-  ``benchmarks/results/ab_precision_faces_celeba_cpu.json``); most of that gap was the EMA generator sampling with
-  the trained generator's BatchNorm statistics, which bf16 training moves further from the averaged weights'. With
-  those statistics recomputed (:meth:`genda.gan_tricks.EMA.standing_bn_stats`, since 2026-12-01): fp32 1.50-1.57,
-  bf16 2.17-3.17 (``benchmarks/results/ab_ema_bn_faces_celeba_cpu.json``): bf16 is now better than fp32 was, but
-  every bf16 FID is still above every fp32 one, so params.yaml keeps ``fp32``.
+  Quality on real data: DANN MNIST-M -> USPS fp32 84.8 +- 1.3 %, bf16 84.7 +- 2.1 % (Zen 5, 6 seeds,
+  ``benchmarks/results/ab_precision_dann_mnistm_usps_cpu.json``). The CelebA face GANs were worse in bf16 (Method B
+  12.8 vs 4.8 FID) until the EMA generator's BatchNorm statistics were recomputed (2026-12-01: 2.7 vs 1.5) and the
+  rest was traced to the autocast weight cache (2026-12-02, :func:`autocast`: the G step had been scored by the bf16
+  copy of D from before D's update); since then, on the Xeon with AMX, Method A FID 3.71 +- 0.88
+  fp32 vs 4.51 +- 1.02 bf16 and Method B 1.70 +- 0.09 vs 1.74 +- 0.10
+  (``benchmarks/results/ab_precision_faces_celeba_cpu.json``). params.yaml keeps ``fp32`` at the top level (its
+  short embedded face-GAN recipe collapsed more often in bf16: ``ab_precision_faces_embedded.json``) and trains the
+  DA methods and the ACGAN with ``auto``.
 * ``channels_last``: convolution weights and image batches in NHWC memory order, which oneDNN (CPU) and cuDNN
   (tensor cores) run faster; the numbers are the same up to summation order.
 
