@@ -20,8 +20,8 @@
   ``benchmarks/results/ab_precision_dann_mnistm_usps_cpu.json``). The CelebA face GANs were worse in bf16 (Method B
   12.8 vs 4.8 FID) until the EMA generator's BatchNorm statistics were recomputed (2026-12-01: 2.7 vs 1.5) and the
   rest was traced to the autocast weight cache (2026-12-02, :func:`autocast`: the G step had been scored by the bf16
-  copy of D from before D's update); since then, on the Xeon with AMX, Method A FID 3.71 +- 0.88
-  fp32 vs 4.51 +- 1.02 bf16 and Method B 1.70 +- 0.09 vs 1.74 +- 0.10
+  copy of D from before D's update); since then, on the Xeon with AMX, Method A FID 3.79 +- 0.79
+  fp32 vs 4.51 +- 1.03 bf16 and Method B 1.70 +- 0.09 vs 1.74 +- 0.10
   (``benchmarks/results/ab_precision_faces_celeba_cpu.json``). params.yaml keeps ``fp32`` at the top level (its
   short embedded face-GAN recipe collapsed more often in bf16: ``ab_precision_faces_embedded.json``) and trains the
   DA methods and the ACGAN with ``auto``.
