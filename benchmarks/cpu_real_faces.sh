@@ -7,19 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/scratch_env.sh" configs/real_faces_cpu.yaml "${1:-/tmp/genda_real_faces}"
 shift || true
-if [ $# -gt 0 ]; then
-  python - "$@" <<'PY'
-import sys, yaml
-sys.path.insert(0, "benchmarks")
-from da_runs import set_key
-p = yaml.safe_load(open("configs/real_faces_cpu.yaml"))
-for o in sys.argv[1:]:
-    k, _, v = o.partition("=")
-    set_key(p, k, yaml.safe_load(v))
-yaml.safe_dump(p, open("params_run.yaml", "w"), sort_keys=False)
-PY
-  export GENDA_PARAMS=params_run.yaml
-fi
+if [ $# -gt 0 ]; then params_run configs/real_faces_cpu.yaml "$@"; fi
 methods=$(python -c "import yaml;print(' '.join(yaml.safe_load(open('$GENDA_PARAMS'))['face_gans']))")
 echo "$methods" | tr ' ' '\n' | xargs -P 2 -I{} sh -c \
   'python stages/train_gan.py {} > logs_{}.txt 2>&1 && python stages/sample_gan.py {} >> logs_{}.txt 2>&1 \

@@ -7,19 +7,9 @@
 set -euo pipefail
 NAME=$1; WORK=$2; shift 2
 source "$(dirname "$0")/scratch_env.sh" params.yaml "$WORK"
-python - "$NAME" "$@" <<'PY'
-import sys, yaml
-sys.path.insert(0, "benchmarks")
-from da_runs import set_key
-name, overrides = sys.argv[1], sys.argv[2:]
-p = yaml.safe_load(open("params.yaml"))
-p["face_gans"] = {name: p["face_gans"][name]}  # this method only
-for o in overrides:
-    k, _, v = o.partition("=")
-    set_key(p, k, yaml.safe_load(v))
-yaml.safe_dump(p, open("params_run.yaml", "w"), sort_keys=False)
-PY
-export GENDA_PARAMS=params_run.yaml
+# this method only (its params.yaml entry, as JSON = YAML), then the overrides
+entry=$(python -c "import json, sys, yaml; print(json.dumps(yaml.safe_load(open('params.yaml'))['face_gans'][sys.argv[1]]))" "$NAME")
+params_run params.yaml "face_gans={\"$NAME\": $entry}" "$@"
 { python stages/train_gan.py "$NAME" && python stages/sample_gan.py "$NAME" && python stages/evaluate_gan.py "$NAME"; } \
   > "logs_$NAME.txt" 2>&1
 tail -1 "logs_$NAME.txt"

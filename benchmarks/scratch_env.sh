@@ -1,6 +1,21 @@
 # Sourced by the cpu_real_*.sh scripts: copy the project into a scratch WORKDIR (no .git, .venv or prepared
 # data), cd there and export the environment the pipeline's stage scripts read.
 # Usage (from a script): source "$(dirname "$0")/scratch_env.sh" PARAMS_FILE WORKDIR
+# Also defines params_run BASE [KEY=VALUE ...]: BASE with dotted-key overrides (YAML values) written to
+# params_run.yaml in the workdir and exported as GENDA_PARAMS.
+params_run() {
+  python - "$@" <<'PY'
+import sys, yaml
+sys.path.insert(0, "benchmarks")
+from da_runs import set_key
+p = yaml.safe_load(open(sys.argv[1]))
+for o in sys.argv[2:]:
+    k, _, v = o.partition("=")
+    set_key(p, k, yaml.safe_load(v))
+yaml.safe_dump(p, open("params_run.yaml", "w"), sort_keys=False)
+PY
+  export GENDA_PARAMS=params_run.yaml
+}
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 W=$2; mkdir -p "$W"
 # tar, not rsync: tar is on every fresh machine (rsync is not installed by default)

@@ -1,14 +1,11 @@
 """compute.precision / compute.channels_last (genda.precision): resolution, numerics, and the record."""
-from pathlib import Path
-
 import pytest
 import torch
 
+from conftest import ROOT
 from genda import precision
 from genda.config import load_params
 from genda.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_auto_is_bf16_only_where_bf16_was_measured_faster(monkeypatch):
@@ -71,7 +68,6 @@ def test_a_training_family_overrides_the_top_level_compute(tmp_path):
     the keys they set, later wins; a typo in them is named like one in the top-level section."""
     import yaml
 
-    from conftest import ROOT
     from genda.config import effective_compute, face_gan_config
     from genda.config_cond import cond_config
 
