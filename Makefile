@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 repro: setup  ## the main job: the whole pipeline on params.yaml (embedded data by default)
-	# GENDA_WARM=1: stages run in a warm fork server that imported torch & co once (src/genda/warm.py)
-	GENDA_WARM=1 dvc repro; s=$$?; $(PY) -m genda.warm stop >/dev/null; exit $$s
+	# GENDA_WARM=1: stages run in a warm fork server that imported torch & co once (genda.runtime.forkserver)
+	GENDA_WARM=1 dvc repro; s=$$?; $(PY) -m genda.runtime.forkserver stop >/dev/null; exit $$s
 
 test: setup   ## every test (slow end-to-end DVC tests included), two test files at a time
 	$(PY) -m pytest -q -n 2 --dist loadfile

@@ -1,4 +1,4 @@
-"""Benchmark: training-step time with glibc's default allocator against :func:`genda.allocator.keep_heap`.
+"""Benchmark: training-step time with glibc's default allocator against :func:`genda.runtime.allocator.keep_heap`.
 
 Each arm is a fresh process (``GENDA_MALLOC=default`` or not) that builds one network's training step as
 ``benchmarks/precision_speed.py`` does, runs ``--warmup`` steps, then times ``--steps`` steps and counts the
@@ -26,13 +26,13 @@ CASES = [("dann", 128, "bf16"), ("dann", 128, "fp32"), ("dcgan64", 64, "fp32"), 
 def child(model: str, batch: int, precision: str, steps: int, warmup: int, threads: int) -> dict:
     import torch
 
-    from genda.allocator import keep_heap
+    from genda.runtime.allocator import keep_heap
     torch.set_num_threads(threads)
     tuned = keep_heap()
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from precision_speed import _step_fn
 
-    from genda.precision import Compute
+    from genda.runtime.precision import Compute
 
     torch.manual_seed(0)
     step, n_img = _step_fn(model, batch, Compute({"precision": precision, "channels_last": True}, torch.device("cpu")))
@@ -81,7 +81,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
     if a.out:
-        from genda.runtime import environment
+        from genda.runtime.device import environment
 
         a.out.write_text(json.dumps({"what": __doc__.split("\n\n")[0], "threads": a.threads, "steps": a.steps,
                                      "repeats": a.repeats, "note": a.note, "env": environment(), "rows": rows,

@@ -1,6 +1,6 @@
 """Fast A/B of conditional-generator knobs on the prepared embedded digits, in one process per arm and seed.
 
-Trains ``cond_gens.NAME`` with genda's own trainer (:func:`genda.train.conditional.train_cond`, the function
+Trains ``cond_gens.NAME`` with genda's own trainer (:func:`genda.cond.train.train_cond`, the function
 ``stages/train_cond.py`` calls) on a base params file plus ``key=value`` overrides of ``cond_gens.NAME`` (JSON
 values), keeps a curve point every ``curve_every`` steps and scores it with the pipeline's digit classifier
 (:func:`genda.metrics.cond_eval.write_curve`), then prints one JSON line per seed:
@@ -41,14 +41,14 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="copy each trained model to KEEP/<name>_seed<S>.pt")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    import genda.models.acgan as acgan
+    import genda.cond.models.acgan as acgan
 
     if a.g_base:
         acgan.ACGANGenerator = functools.partial(acgan.ACGANGenerator, base=a.g_base)
     from genda.config import load_params
-    from genda.config_cond import cond_config
+    from genda.config import cond_config
     from genda.metrics.cond_eval import write_curve
-    from genda.train.conditional import load_cond_data, train_cond
+    from genda.cond.train import load_cond_data, train_cond
 
     over = {k: json.loads(v) for k, v in (o.split("=", 1) for o in a.overrides)}
     params = load_params(a.base)

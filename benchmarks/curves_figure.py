@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def main() -> None:
-    from genda.plots import accuracy_curve_figure
+    from genda.pipeline.plots import accuracy_curve_figure
     from genda.train.timing import curve_table
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

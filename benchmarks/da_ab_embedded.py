@@ -1,6 +1,6 @@
 """Fast A/B of DA recipe knobs on the prepared embedded digits, in one process (no stage per training).
 
-Trains ``SETTING`` on ``PAIR`` for each seed with genda's own trainer (:func:`genda.train.da.train_da`, the function
+Trains ``SETTING`` on ``PAIR`` for each seed with genda's own trainer (:func:`genda.da.train.train_da`, the function
 ``stages/train_da.py`` calls) on a base params file plus ``key=value`` overrides, and prints the target test
 accuracy after training (and the curve every ``da.eval_every`` steps) per seed, then mean ± std:
 
@@ -36,7 +36,7 @@ def main() -> None:
     from da_runs import set_key
     from genda.config import da_setting_config, effective_compute, validate
     from genda.data.store import digits_path, load_prepared
-    from genda.train.da import train_da
+    from genda.da.train import train_da
 
     torch.set_num_threads(1)
     params = yaml.safe_load(a.base.read_text())

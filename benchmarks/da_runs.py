@@ -58,7 +58,7 @@ def arm_params(base: Path, overrides: list[str], pair: str, settings: list[str],
 
 
 def machine() -> str:
-    from genda.runtime import environment
+    from genda.runtime.device import environment
 
     e = environment()
     return f"{e['cpu_cores']}-core {e['cpu']} ({e['cpu_isa']}), device {e['device']}, torch {e['torch']}"

@@ -10,10 +10,10 @@ number of steps on the same prepared data, then report seconds per source epoch 
   domain losses as NLL on log-softmax, Adam (lr 1e-3); ``joint_sgd`` runs genda's own step (one joint
   source+target pass, cross-entropy, SGD with genda's lr annealing) in that loop, to isolate the data path.
 * genda: whole splits on the device as uint8, batches by indexing, ColorJitter-like jitter in batch on the
-  device (src/genda/train/da.py).
+  device (src/genda/da/train.py).
 
 The conventional loop runs first, in the fresh process with glibc's default allocator as a plain script has;
-genda's trainer then sets its own (:mod:`genda.allocator`). ``--conventional-keep-heap`` gives the conventional
+genda's trainer then sets its own (:mod:`genda.runtime.allocator`). ``--conventional-keep-heap`` gives the conventional
 loop genda's allocator setting too; ``--genda-first`` restores the order used before 2026-12-01 session 7. The
 result records both (``malloc``).
 
@@ -77,7 +77,8 @@ def reference_step(model, xs, ys, xt, p: float) -> torch.Tensor:
 
 def run_conventional(src, tgt, steps, batch, lr, device, workers, jitter, seed=0, style="reference"):
     from genda.da.methods import build_method
-    from genda.train.da import annealed, predict
+    from genda.da.grl import annealed_lr as annealed
+    from genda.data.tensors import predict_labels
 
     torch.manual_seed(seed)
     model = build_method("dann", n_classes=10).to(device)
@@ -108,14 +109,15 @@ def run_conventional(src, tgt, steps, batch, lr, device, workers, jitter, seed=0
     if device.type == "cuda":
         torch.cuda.synchronize()
     secs = time.perf_counter() - t0
-    acc = float((predict(model, tgt["x_test"], device) == tgt["y_test"]).float().mean())
+    acc = float((predict_labels(model, tgt["x_test"], device, head="classify") == tgt["y_test"]).float().mean())
     return secs, acc
 
 
 def run_genda(src, tgt, steps, batch, lr, device, jitter, seed=0, tmp=Path("/tmp/genda_bench"), compute=None):
     import shutil
 
-    from genda.train.da import predict, train_da, load_da_model
+    from genda.da.train import train_da, load_da_model
+    from genda.data.tensors import predict_labels
 
     shutil.rmtree(tmp, ignore_errors=True)
     da = {"batch_size": batch, "optimizer": "sgd", "lr": lr, "momentum": 0.9, "weight_decay": 0.0, "steps": steps,
@@ -128,7 +130,7 @@ def run_genda(src, tgt, steps, batch, lr, device, jitter, seed=0, tmp=Path("/tmp
         torch.cuda.synchronize()
     secs = time.perf_counter() - t0
     model = load_da_model(tmp / "m.pt", device)
-    acc = float((predict(model, tgt["x_test"], device) == tgt["y_test"]).float().mean())
+    acc = float((predict_labels(model, tgt["x_test"], device, head="classify") == tgt["y_test"]).float().mean())
     return secs, acc
 
 
@@ -145,12 +147,12 @@ def main() -> None:
                     help="genda with compute.channels_last (the default since 2026-12-01); the conventional loop "
                          "stays NCHW, as the references run")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
-                    help="genda's compute.precision (auto: bf16 where it pays, src/genda/precision.py); the "
+                    help="genda's compute.precision (auto: bf16 where it pays, src/genda/runtime/precision.py); the "
                          "conventional loop stays fp32, as the references run")
     ap.add_argument("--conventional", default="reference", choices=("reference", "joint_sgd"),
                     help="the conventional loop's step (see the module docstring)")
     ap.add_argument("--conventional-keep-heap", action="store_true",
-                    help="the conventional loop also with genda.allocator.keep_heap (default: glibc's allocator as "
+                    help="the conventional loop also with genda.runtime.allocator.keep_heap (default: glibc's allocator as "
                          "a plain script has; genda's trainers keep their buffers in the heap)")
     ap.add_argument("--genda-first", action="store_true",
                     help="train genda first and the conventional loop after it in the same process (default: the "
@@ -158,7 +160,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     from genda.data.store import load_prepared
-    from genda.runtime import get_device
+    from genda.runtime.device import get_device
 
     device = get_device()
     s, t = a.pair.split("-")
@@ -167,11 +169,11 @@ def main() -> None:
     steps = max(1, int(a.epochs * len(src["y_train"]) // a.batch))
     per_epoch = len(src["y_train"]) // a.batch
     compute = {"precision": a.precision, "channels_last": a.channels_last}
-    from genda.allocator import applied, keep_heap
+    from genda.runtime.allocator import applied, keep_heap
 
     if a.conventional_keep_heap:
         keep_heap()
-    # the conventional loop first: genda's trainer tunes the process's allocator (genda.allocator), for good
+    # the conventional loop first: genda's trainer tunes the process's allocator (genda.runtime.allocator), for good
     conv_malloc = "keep_heap" if applied() else "default"
     if a.genda_first:  # the order before 2026-12-01 session 7 (the conventional loop ran in genda's used process)
         g_secs, g_acc = run_genda(src, tgt, steps, a.batch, a.lr, device, a.jitter, compute=compute)
@@ -180,8 +182,8 @@ def main() -> None:
                                      style=a.conventional)
     if not a.genda_first:
         g_secs, g_acc = run_genda(src, tgt, steps, a.batch, a.lr, device, a.jitter, compute=compute)
-    from genda.precision import active
-    from genda.runtime import environment
+    from genda.runtime.precision import active
+    from genda.runtime.device import environment
 
     genda_precision = active()  # what train_da resolved compute.precision to
 

@@ -1,13 +1,13 @@
 """Score trained conditional DDPMs under several sampling settings (guidance weight, DDIM steps), no retraining.
 
-Each model file (written by :func:`genda.train.conditional.train_cond`, e.g. ``models/cond/ddpm.pt`` or one kept by
+Each model file (written by :func:`genda.cond.train.train_cond`, e.g. ``models/cond/ddpm.pt`` or one kept by
 ``benchmarks/cond_ab_embedded.py --keep DIR``) samples ``--per-class`` digits per class from fixed noise with
 :meth:`DDPMMethod.sample` -- the call ``stages/sample_cond.py`` makes -- and the pipeline's digit classifier
 (``models/classifier/<domain>.pt``) scores them. One JSON line per (model, guide_w, ddim_steps):
 
     python benchmarks/ddpm_guidance_sweep.py /work/ddpm_ab/keep_b32_5k/ddpm_seed0.pt --guide 2 4 6 10 15 --steps 10
 
-``--precision fp32 bf16`` samples each model under each autocast precision (:mod:`genda.precision`; default fp32),
+``--precision fp32 bf16`` samples each model under each autocast precision (:mod:`genda.runtime.precision`; default fp32),
 e.g. to tell whether a bf16-trained model loses accuracy in training or in bf16 sampling, whose guided noise
 estimate ``(1 + w) eps(x, c) - w eps(x)`` scales the two passes' rounding errors by up to ``1 + 2w``.
 
@@ -36,10 +36,11 @@ def main() -> None:
                     help="autocast precision of the sampling passes")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    from genda.metrics.digit_classifier import load_classifier, predict
-    from genda.precision import Compute
-    from genda.runtime import to_uint8_images
-    from genda.train.conditional import load_cond_model
+    from genda.metrics.digit_classifier import load_classifier
+    from genda.data.tensors import predict_labels
+    from genda.runtime.precision import Compute
+    from genda.data.tensors import to_uint8_images
+    from genda.cond.train import load_cond_model
 
     cpu = torch.device("cpu")
     for path in a.models:
@@ -53,7 +54,7 @@ def main() -> None:
                     with Compute({"precision": precision}, cpu).autocast():
                         x = method.sample(labels, torch.Generator().manual_seed(a.seed),
                                           {"sampler": "ddim", "ddim_steps": steps, "ddim_eta": 0.0, "guide_w": w})
-                    acc = float((predict(clf, to_uint8_images(x.float()), cpu) == labels).float().mean())
+                    acc = float((predict_labels(clf, to_uint8_images(x.float()), cpu, batch=500) == labels).float().mean())
                     print(json.dumps({"model": str(path), "train_steps": cfg["steps"], "batch_size": cfg["batch_size"],
                                       "train_compute": cfg.get("compute"), "sample_precision": precision,
                                       "guide_w": w, "ddim_steps": steps, "n": len(labels), "accuracy": round(acc, 4),

@@ -76,7 +76,7 @@ def main() -> None:
 
     import genda.data.embedded as E
     from genda.metrics import facedetect
-    from genda.runtime import environment
+    from genda.runtime.device import environment
 
     g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
     current, _ = E.render_faces(a.n, size=64, generator=g())

@@ -7,12 +7,12 @@ Both train the same networks (genda's DCGAN G and D, ``ngf = ndf = --width``, 64
 * conventional (``examples/dcgan`` style): ``torchvision.datasets.ImageFolder`` over the extracted JPGs with
   ``Resize(64) + CenterCrop(64) + ToTensor + Normalize`` per sample, a ``DataLoader`` with ``--workers`` worker
   processes, NCHW fp32;
-* genda: :func:`genda.train.gan.train_gan` (what ``stages/train_gan.py`` runs) on the faces decoded once into a
+* genda: :func:`genda.gan.train.train_gan` (what ``stages/train_gan.py`` runs) on the faces decoded once into a
   uint8 tensor by :func:`genda.data.sources.load_faces` (the ``prepare`` stage's loader; its one-off time is
   reported apart), with ``compute`` = the default params' (channels_last; ``--precision`` overrides theirs).
 
 The conventional loop runs first, in the fresh process with glibc's default allocator as a plain script has;
-genda's trainer then sets its own (:mod:`genda.allocator`). ``--conventional-keep-heap`` gives the conventional
+genda's trainer then sets its own (:mod:`genda.runtime.allocator`). ``--conventional-keep-heap`` gives the conventional
 loop genda's allocator setting too. The result records both (``malloc``).
 
     python benchmarks/gan_speed.py --faces ../shared/data/faces/celeba_10k.tar --out benchmarks/results/gan_speed_cpu.json
@@ -49,7 +49,7 @@ def conventional(folder: Path, cfg: dict, steps: int, warmup: int, workers: int)
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
-    from genda.train.gan import build_discriminator, build_generator
+    from genda.gan.train import build_discriminator, build_generator
 
     torch.manual_seed(0)
     tf = transforms.Compose([transforms.Resize(64), transforms.CenterCrop(64), transforms.ToTensor(),
@@ -85,7 +85,7 @@ def conventional(folder: Path, cfg: dict, steps: int, warmup: int, workers: int)
 
 def genda_loop(x: torch.Tensor, cfg: dict, steps: int, warmup: int, compute: dict, tmp: Path) -> float:
     """Seconds for ``steps`` iterations of genda's loop: a run of ``warmup + steps`` minus one of ``warmup``."""
-    from genda.train.gan import train_gan
+    from genda.gan.train import train_gan
 
     def run(n: int, tag: str) -> float:
         t = time.perf_counter()
@@ -108,14 +108,14 @@ def main() -> None:
     ap.add_argument("--precision", choices=("fp32", "bf16", "auto"),
                     help="genda's compute.precision (default: params.yaml's); the conventional loop stays fp32")
     ap.add_argument("--conventional-keep-heap", action="store_true",
-                    help="the conventional loop also with genda.allocator.keep_heap (default: glibc's allocator as "
+                    help="the conventional loop also with genda.runtime.allocator.keep_heap (default: glibc's allocator as "
                          "a plain script has; genda's trainers keep their buffers in the heap)")
     ap.add_argument("--note", default="")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from genda.config import load_params
     from genda.data.sources import load_faces
-    from genda.runtime import environment
+    from genda.runtime.device import environment
 
     if not a.faces.exists():
         sys.exit(f"gan_speed: {a.faces} not found (the CelebA tarball of ../shared/data)")
@@ -129,14 +129,14 @@ def main() -> None:
         prepare_s = time.perf_counter() - t
         with tarfile.open(a.faces) as tf:
             tf.extractall(tmp / "jpg", filter="data")  # ImageFolder: root/<class>/*.jpg (celebA/*.jpg)
-        from genda.allocator import applied, keep_heap
+        from genda.runtime.allocator import applied, keep_heap
 
         if a.conventional_keep_heap:
             keep_heap()
         conv_malloc = "keep_heap" if applied() else "default"
         c = conventional(tmp / "jpg", cfg, a.steps, a.warmup, a.workers)  # first: genda tunes the allocator
         g = genda_loop(x, cfg, a.steps, a.warmup, compute, tmp)
-        from genda.precision import active
+        from genda.runtime.precision import active
 
         compute["precision_used"] = active()
     res = {"what": __doc__.split("\n\n")[0], "width": a.width, "batch": a.batch, "steps": a.steps,

@@ -2,7 +2,7 @@
 
 * bare: ``method.training_step`` + backward + SGD step on batches already on the device as float tensors
   (no indexing, no uint8 -> float conversion, no jitter, no lr schedule, no logging): the compute floor.
-* loop: :func:`genda.train.da.train_da` itself (uint8 splits on the device, batch indexing, colour jitter, lr
+* loop: :func:`genda.da.train.train_da` itself (uint8 splits on the device, batch indexing, colour jitter, lr
   annealing, the progress bar, loss logging every ``log_every`` steps; curve evaluation and checkpoints off).
 
 Both run the same method, batch, thread count and number of steps, alternating ``--repeats`` times (so a
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def bare(method_name: str, batch: int, steps: int, seed: int, compute: dict) -> float:
     from genda.da.methods import build_method
-    from genda.precision import Compute
+    from genda.runtime.precision import Compute
 
     torch.manual_seed(seed)
     c = Compute(compute, torch.device("cpu"))
@@ -50,7 +50,7 @@ def bare(method_name: str, batch: int, steps: int, seed: int, compute: dict) -> 
 
 
 def loop(method_name: str, batch: int, steps: int, seed: int, compute: dict) -> float:
-    from genda.train.da import train_da
+    from genda.da.train import train_da
     from genda.train.timing import read_timing
 
     g = torch.Generator().manual_seed(seed)
@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from genda.runtime import environment
+    from genda.runtime.device import environment
 
     compute = {"precision": a.precision, "channels_last": a.channels_last}
     tb, tl = [], []

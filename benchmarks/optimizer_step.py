@@ -1,5 +1,5 @@
 """Benchmark: one optimiser step and one EMA update of each trainer's networks, torch's default CPU path against
-the multi-tensor ("foreach") path genda uses (:mod:`genda.optim`; same bits, ``tests/test_optim.py``), and the
+the multi-tensor ("foreach") path genda uses (:mod:`genda.train.optim`; same bits, ``tests/test_optim.py``), and the
 fused CPU kernel for reference (not used: its rounding differs, so every committed metric would move).
 
 For each network (built as its trainer builds it, gradients filled with noise) and each arm, ``--steps`` timed
@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def networks() -> dict[str, tuple[torch.nn.Module, str, dict]]:
     """name -> (module, optimiser, hyper-parameters) as the pipeline's defaults build them."""
     from genda.config import load_params
-    from genda.config_cond import cond_config
+    from genda.config import cond_config
     from genda.da.methods import build_method as build_da
     from genda.metrics.digit_classifier import DigitClassifier
-    from genda.models.dcgan import DCGANDiscriminator, DCGANGenerator
-    from genda.train.cond_methods import build_method as build_cond
+    from genda.gan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+    from genda.cond.methods import build_method as build_cond
 
     params = load_params(ROOT / "params.yaml")
     meta = {"channels": 3, "img_size": 28, "n_classes": 10, "kind": "digits"}
@@ -68,8 +68,8 @@ def main() -> None:
     ap.add_argument("--note", default="")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from genda.optim import OPTIMIZERS
-    from genda.runtime import environment
+    from genda.train.optim import OPTIMIZERS
+    from genda.runtime.device import environment
 
     rows = []
     for name, (net, opt_name, hyper) in networks().items():

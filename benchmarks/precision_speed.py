@@ -6,9 +6,9 @@ process builds the network exactly as the trainer does and times its training st
 ``benchmarks/results/loop_overhead_dann_cpu.json``):
 
 * ``dann``: ``genda.da.methods`` DANN, batch B source + B target, SGD (``training_step`` = class + domain loss).
-* ``dcgan64`` / ``dcgan64_ngf32``: DCGAN G and D on 64x64 faces (``genda.train.gan`` builders), one BCE D step
+* ``dcgan64`` / ``dcgan64_ngf32``: DCGAN G and D on 64x64 faces (``genda.gan.train`` builders), one BCE D step
   and one G step, Adam, batch B.
-* ``acgan``: the ``cond_gens.acgan`` method of params.yaml (``genda.train.cond_methods``), batch B.
+* ``acgan``: the ``cond_gens.acgan`` method of params.yaml (``genda.cond.methods``), batch B.
 * ``ddpm``: the ``cond_gens.ddpm`` method of params.yaml (FiLMUnet + v-prediction, EMA), batch B.
 
 The process's peak resident memory (``ru_maxrss``) is recorded beside its images/s. One thread per process::
@@ -66,7 +66,7 @@ def _step_fn(model: str, batch: int, compute, compiled: bool = False):
         return step, 2 * batch
     if model.startswith("dcgan64"):
         from genda.config import load_params
-        from genda.train.gan import build_discriminator, build_generator
+        from genda.gan.train import build_discriminator, build_generator
 
         cfg = {**load_params(ROOT / "params.yaml", check_paths=False)["gan"], "arch": "dcgan", "d_norm": "batch",
                "spectral_norm": False}
@@ -94,13 +94,13 @@ def _step_fn(model: str, batch: int, compute, compiled: bool = False):
             oG.step()
         return step, batch
     from genda.config import load_params
-    from genda.config_cond import cond_config
-    from genda.train.cond_methods import build_method
+    from genda.config import cond_config
+    from genda.cond.methods import build_method
 
     cfg = {**cond_config(load_params(ROOT / "params.yaml", check_paths=False), model), "batch_size": batch}
     meta = {"kind": "digits", "n_classes": 10, "img_size": 28, "channels": 3, "method": model}
     method = build_method(cfg, meta, torch.device("cpu"), g, train=True)
-    method.autocast = compute.autocast  # as genda.train.conditional sets it: forward passes and losses only
+    method.autocast = compute.autocast  # as genda.cond.train sets it: forward passes and losses only
     for mod in method._modules().values():
         if mod is not None:
             compute.module(mod)
@@ -131,7 +131,7 @@ def measure(model: str, precision: str, channels_last: bool, batch: int, steps: 
             compiled: bool = False, profile: bool = False) -> dict:
     """Time ``steps`` training steps after ``warmup`` (timed apart: ``compile_s``) in this process;
     ``profile``: then where the time goes (:func:`top_ops`)."""
-    from genda.precision import Compute
+    from genda.runtime.precision import Compute
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -169,7 +169,7 @@ def main() -> None:
         print(json.dumps(measure(a.one[0], a.one[1], a.one[2] == "1", a.batch, a.steps, a.warmup, a.one[3] == "1",
                                  a.profile)))
         return
-    from genda.runtime import environment
+    from genda.runtime.device import environment
 
     torch.set_num_threads(1)  # as in each measuring process (recorded in env)
     rows = []

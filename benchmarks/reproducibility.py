@@ -50,7 +50,7 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> None:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
-    from genda.runtime import environment
+    from genda.runtime.device import environment
 
     env0 = {**os.environ, "GENDA_MLFLOW": "0", "GENDA_DEVICE": "cpu", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     weights, walls = {}, {}

@@ -69,7 +69,7 @@ def step_flops_and_time(model: str, batch: int, precision: str, steps: int) -> t
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from precision_speed import _step_fn
 
-    from genda.precision import Compute
+    from genda.runtime.precision import Compute
 
     torch.manual_seed(0)
     compute = Compute({"precision": precision, "channels_last": True}, torch.device("cpu"))
@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--note", default="")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from genda.runtime import environment
+    from genda.runtime.device import environment
 
     dts = (("fp32", torch.float32), ("bf16", torch.bfloat16))
     gemm = {p: round(gemm_peak(dt, a.gemm_n, a.repeats), 1) for p, dt in dts}

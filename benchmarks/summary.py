@@ -10,7 +10,7 @@ Each entry: ``{"value", "target", "command", "params", "commit", "wall_s", "mach
         # KEY@adabn: entry KEY's models, scored with AdaBN by evaluate_da (its metrics JSON)
     python benchmarks/summary.py add-metric KEY METRICS_JSON FIELD --command ... --params ... --wall-s ...
         # an entry from one metrics JSON written by a pipeline stage (e.g. metrics/cond/acgan.json accuracy)
-    python benchmarks/summary.py readme        # rewrite README.md's "Results on real data" table
+    python benchmarks/summary.py readme        # rewrite the table of docs/results-real-data.md
 """
 from __future__ import annotations
 
@@ -105,10 +105,10 @@ def table(summary: dict) -> str:
 
 
 def write_readme() -> None:
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs/results-real-data.md"
     text = readme.read_text()
     if BEGIN not in text or END not in text:
-        raise SystemExit(f"README.md has no {BEGIN} ... {END} block")
+        raise SystemExit(f"docs/results-real-data.md has no {BEGIN} ... {END} block")
     new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{table(load())}\n{END}", text,
                  flags=re.S)
     readme.write_text(new)

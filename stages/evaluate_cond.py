@@ -5,9 +5,10 @@ wall times from metrics/cond/<name>/timing.json) -> metrics/cond/curves/<name>.c
 import sys
 from pathlib import Path
 
-from genda import stage
+from genda.runtime import stage
+from genda.runtime.records import write_metrics
 from genda.config import load_params
-from genda.tracking import Tracker
+from genda.runtime.tracking import Tracker
 
 
 def main() -> None:
@@ -15,7 +16,7 @@ def main() -> None:
     params = load_params()
     with Tracker(f"evaluate_cond@{name}", params={"name": name, **params["evaluate"]}) as tr:
         # torch-heavy import after the Tracker has started MLflow in its helper process (they overlap)
-        from genda.manifest import MANIFEST, verify_manifest
+        from genda.pipeline.manifest import MANIFEST, verify_manifest
         from genda.metrics.cond_eval import evaluate_samples, write_curve
 
         verify_manifest(Path(f"samples/cond/{name}"), Path(f"samples/cond/{name}/{MANIFEST}"))
@@ -24,10 +25,10 @@ def main() -> None:
                              seed=params["seed"], reference_dir=Path("features/fid"))
         write_curve(Path(f"models/cond/{name}/model.pt"), name, Path(f"metrics/cond/curves/{name}.csv"))
         # the numerics it was trained in (cond_gens.<name>.compute over compute); m["env"] is this evaluation's
-        from genda.checkpoint import load_weights
+        from genda.runtime.checkpoint import load_weights
 
         m["train_compute"] = load_weights(Path(f"models/cond/{name}/model.pt")).get("compute")  # resolved (auto -> ...)
-        stage.write_metrics(m, Path(f"metrics/cond/{name}.json"))
+        write_metrics(m, Path(f"metrics/cond/{name}.json"))
         tr.log_metrics({k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         tr.set_tags({"fid_extractor": m.get("extractor", "")})
         tr.log_artifact(f"samples/cond/{name}/grid.png")

@@ -5,9 +5,9 @@ files) -> metrics/da/curves/<pair>.csv."""
 import sys
 from pathlib import Path
 
-from genda import stage
+from genda.runtime import stage
 from genda.config import load_params
-from genda.tracking import Tracker
+from genda.runtime.tracking import Tracker
 
 
 def main() -> None:

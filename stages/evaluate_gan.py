@@ -2,9 +2,9 @@
 import sys
 from pathlib import Path
 
-from genda import stage
+from genda.runtime import stage
 from genda.config import load_params
-from genda.tracking import Tracker
+from genda.runtime.tracking import Tracker
 
 
 def main() -> None:
@@ -12,7 +12,7 @@ def main() -> None:
     params = load_params()
     with Tracker(f"evaluate_gan@{name}", params={"method": name, **params["evaluate"]}) as tr:
         # torch-heavy import after the Tracker has started MLflow in its helper process (they overlap)
-        from genda.manifest import MANIFEST, verify_manifest
+        from genda.pipeline.manifest import MANIFEST, verify_manifest
         from genda.metrics.gan_eval import evaluate_face_samples
 
         verify_manifest(Path(f"samples/gan/{name}/images"), Path(f"samples/gan/{name}/{MANIFEST}"))

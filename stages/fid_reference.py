@@ -4,10 +4,10 @@ features/fid/<kind>.pt, shared by every evaluate_gan / evaluate_cond."""
 import sys
 from pathlib import Path
 
-from genda import stage
+from genda.runtime import stage
 from genda.config import load_params, resolve_path
 from genda.errors import ConfigError
-from genda.tracking import Tracker
+from genda.runtime.tracking import Tracker
 
 KINDS = ("faces", "digits")
 
@@ -24,7 +24,7 @@ def main() -> None:
         from genda.metrics.fid_reference import build_reference, floor_size, real_face_counts, save_reference
         from genda.metrics.fidelity import choose_extractor
         from genda.metrics.gan_eval import face_reference
-        from genda.runtime import get_device
+        from genda.runtime.device import get_device
 
         if kind == "faces":
             ref, held = face_reference(load_prepared(faces_path(), kind="faces"), ev["fid_reference"])

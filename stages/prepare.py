@@ -1,10 +1,10 @@
 """Stage `prepare`: dataset source -> compact uint8/int64 tensors under data/prepared/."""
-from genda import stage
+from genda.runtime import stage
 from genda.config import load_params, resolve_path
 
 
 def main() -> None:
-    # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.warm)
+    # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.runtime.forkserver)
     from genda.data.prepare import prepare_all
 
     params = load_params()

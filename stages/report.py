@@ -1,11 +1,11 @@
 """Stage `report`: one Markdown page with every metric table and figure (report/index.md)."""
-from genda import stage
+from genda.runtime import stage
 from genda.config import load_params
 
 
 def main() -> None:
-    # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.warm)
-    from genda.report import build_report
+    # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.runtime.forkserver)
+    from genda.pipeline.report import build_report
 
     out = build_report(load_params())
     print(f"[report] {out}")

@@ -4,9 +4,10 @@ Trained on the real prepared train split of `classifier.domain`; its real test a
 any generated-digit accuracy, goes to metrics/classifier.json."""
 from pathlib import Path
 
-from genda import stage
+from genda.runtime import stage
+from genda.runtime.records import write_metrics
 from genda.config import load_params
-from genda.tracking import Tracker
+from genda.runtime.tracking import Tracker
 
 
 def main() -> None:
@@ -16,8 +17,9 @@ def main() -> None:
     with Tracker("train_classifier", params={**cfg, "seed": params["seed"]}) as tr:
         # torch-heavy imports after the Tracker has started MLflow in its helper process (they overlap)
         from genda.data.store import digits_path, load_prepared
-        from genda.metrics.digit_classifier import accuracy_report, predict, train_classifier
-        from genda.runtime import get_device
+        from genda.metrics.digit_classifier import accuracy_report, train_classifier
+        from genda.data.tensors import predict_labels
+        from genda.runtime.device import get_device
 
         data = load_prepared(digits_path(domain), "digits")
         device = get_device()
@@ -25,10 +27,10 @@ def main() -> None:
                                     device=device, ckpt_dir=Path(f"checkpoints/classifier/{domain}"),
                                     out_model=Path(f"models/classifier/{domain}.pt"), tracker=tr,
                                     compute=params.get("compute"))
-        rep = accuracy_report(predict(model, data["x_test"], device), data["y_test"], 10)
+        rep = accuracy_report(predict_labels(model, data["x_test"], device, batch=500), data["y_test"], 10)
         m = {"domain": domain, "test_acc": rep["accuracy"], "per_class_test_acc": rep["per_class"],
              "n_test": rep["n"], "steps": cfg["steps"]}
-        stage.write_metrics(m, Path("metrics/classifier.json"))
+        write_metrics(m, Path("metrics/classifier.json"))
         tr.log_metrics({"test_acc": rep["accuracy"]}, step=cfg["steps"])
     print(f"[train_classifier] {domain}: real test accuracy {rep['accuracy']:.4f} on {rep['n']} images")
 

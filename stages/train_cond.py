@@ -2,10 +2,10 @@
 import sys
 from pathlib import Path
 
-from genda import stage
+from genda.runtime import stage
 from genda.config import load_params
-from genda.config_cond import cond_config
-from genda.tracking import Tracker
+from genda.config import cond_config
+from genda.runtime.tracking import Tracker
 
 
 def main() -> None:
@@ -14,8 +14,8 @@ def main() -> None:
     cfg = cond_config(params, name)
     with Tracker(f"train_cond@{name}", params={"name": name, **cfg, "seed": params["seed"]}) as tr:
         # torch-heavy imports after the Tracker has started MLflow in its helper process (they overlap)
-        from genda.runtime import get_device
-        from genda.train.conditional import load_cond_data, train_cond
+        from genda.runtime.device import get_device
+        from genda.cond.train import load_cond_data, train_cond
 
         data = load_cond_data(cfg, name, seed=params["seed"])
         train_cond(cfg, data, seed=params["seed"], device=get_device(), ckpt_dir=Path(f"checkpoints/cond/{name}"),

@@ -2,9 +2,9 @@
 import sys
 from pathlib import Path
 
-from genda import stage
+from genda.runtime import stage
 from genda.config import da_setting_config, effective_compute, load_params
-from genda.tracking import Tracker
+from genda.runtime.tracking import Tracker
 
 
 def main() -> None:
@@ -15,8 +15,8 @@ def main() -> None:
     with Tracker(f"train_da@{pair}-{setting}", params={"pair": pair, "setting": setting, **da, **options}) as tr:
         # torch-heavy imports after the Tracker has started MLflow in its helper process (they overlap)
         from genda.data.store import digits_path, load_prepared
-        from genda.runtime import get_device
-        from genda.train.da import train_da
+        from genda.runtime.device import get_device
+        from genda.da.train import train_da
 
         src, tgt = load_prepared(digits_path(src_name)), load_prepared(digits_path(tgt_name))
         for seed in da["seeds"]:

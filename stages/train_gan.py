@@ -2,9 +2,9 @@
 import sys
 from pathlib import Path
 
-from genda import stage
+from genda.runtime import stage
 from genda.config import face_gan_config, load_params
-from genda.tracking import Tracker
+from genda.runtime.tracking import Tracker
 
 
 def main() -> None:
@@ -14,8 +14,8 @@ def main() -> None:
     with Tracker(f"train_gan@{name}", params={"method": name, **cfg, "seed": params["seed"]}) as tr:
         # torch-heavy imports after the Tracker has started MLflow in its helper process (they overlap)
         from genda.data.store import faces_path, load_prepared
-        from genda.runtime import get_device
-        from genda.train.gan import train_gan
+        from genda.runtime.device import get_device
+        from genda.gan.train import train_gan
 
         faces = load_prepared(faces_path(), kind="faces")
         train_gan(cfg, faces["x_train"], seed=params["seed"], device=get_device(),

@@ -2,16 +2,16 @@
 import sys
 from pathlib import Path
 
-from genda import stage
+from genda.runtime import stage
 from genda.config import load_params
 from genda.errors import DataError
 
 
 def main() -> None:
-    # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.warm)
+    # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.runtime.forkserver)
     import numpy as np
 
-    from genda.plots import tsne_2d, tsne_figure
+    from genda.pipeline.plots import tsne_2d, tsne_figure
 
     pair = sys.argv[1]
     params = load_params()

@@ -18,14 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GENDA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 VENV_BIN = Path(sys.executable).parent
 
-# Stage processes started by `run` (dvc repro ...) use one warm fork server per test process (genda.warm), as
+# Stage processes started by `run` (dvc repro ...) use one warm fork server per test process (genda.runtime.forkserver), as
 # `make repro` does; it is stopped when the tests end.  GENDA_WARM=0 in the environment runs them cold.
 WARM_DIR = tempfile.mkdtemp(prefix="genda-warm-tests-")
 
 
 def _stop_warm_server() -> None:
     env = {**os.environ, "GENDA_WARM_DIR": WARM_DIR}
-    subprocess.run([sys.executable, "-m", "genda.warm", "stop"], env=env, capture_output=True, timeout=60)
+    subprocess.run([sys.executable, "-m", "genda.runtime.forkserver", "stop"], env=env, capture_output=True, timeout=60)
     shutil.rmtree(WARM_DIR, ignore_errors=True)
 
 

@@ -1,4 +1,4 @@
-"""genda.allocator.keep_heap: freed tensor buffers are reused without page faults, numbers unchanged."""
+"""genda.runtime.allocator.keep_heap: freed tensor buffers are reused without page faults, numbers unchanged."""
 import json
 import os
 import subprocess
@@ -9,7 +9,7 @@ import torch
 
 CHILD = r"""
 import json, resource, sys, torch
-from genda.allocator import keep_heap, applied
+from genda.runtime.allocator import keep_heap, applied
 tuned = keep_heap()
 def step():
     # a 64 MiB scratch buffer (above glibc's largest mmap threshold, 32 MiB) and three activations alive at
@@ -46,11 +46,11 @@ def test_keep_heap_removes_the_page_faults_of_reallocated_buffers():
 
 
 def test_compute_applies_it_on_the_cpu_and_the_environment_records_it():
-    from genda.precision import Compute
-    from genda.runtime import environment
+    from genda.runtime.precision import Compute
+    from genda.runtime.device import environment
 
     Compute({"precision": "fp32"}, torch.device("cpu"))
-    from genda.allocator import applied
+    from genda.runtime.allocator import applied
 
     assert environment()["malloc"] == ("keep_heap" if applied() else "default")
     if sys.platform.startswith("linux") and os.environ.get("GENDA_MALLOC") != "default":

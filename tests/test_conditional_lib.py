@@ -9,13 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from genda.diffusion import DDPMScheduler, EpsFromV, ddim_timesteps, sample_ddim, sample_ddpm
+from genda.cond.diffusion import DDPMScheduler, EpsFromV, ddim_timesteps, sample_ddim, sample_ddpm
 from genda.errors import ConfigError, DataError
-from genda.models.acgan import ACGANDiscriminator, ACGANGenerator, acgan_aux_loss, attribute_pairs
-from genda.models.cdcgan import (TagDiscriminator, TagEncoder, TagGenerator, matching_aware_d_loss, one_hot_tags,
-                                 random_wrong_tags, synthetic_tag_table, tag_grid)
-from genda.models.context_unet import ContextUnet
-from genda.models.film_unet import FiLMUnet, timestep_features
+from genda.cond.models.acgan import ACGANDiscriminator, ACGANGenerator, acgan_aux_loss, attribute_pairs
+from genda.cond.models.cdcgan import TagDiscriminator, TagEncoder, TagGenerator, matching_aware_d_loss, one_hot_tags, random_wrong_tags, synthetic_tag_table, tag_grid
+from genda.cond.models.context_unet import ContextUnet
+from genda.cond.models.film_unet import FiLMUnet, timestep_features
 
 
 @pytest.fixture(autouse=True)

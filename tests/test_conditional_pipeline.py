@@ -19,12 +19,12 @@ from PIL import Image
 import genda.config  # noqa: F401  (first: config.py merges the conditional sections into SCHEMA)
 from conftest import ROOT, real_params, shrink
 from genda.config import validate
-from genda.config_cond import COND_FIELDS, check_sampler, cond_config
+from genda.config import COND_FIELDS, check_sampler, cond_config
 from genda.data.store import digits_path, faces_path, load_prepared, save_prepared
 from genda.errors import ConfigError, DataError
-from genda.train import conditional
+from genda.cond import train as conditional
 from genda.metrics.cond_eval import parse_label
-from genda.train.conditional import load_cond_data, train_cond
+from genda.cond.train import load_cond_data, train_cond
 from genda.train.timing import read_timing
 
 DIGIT_SIZE, FACE_SIZE, PAD = 28, 64, 2  # save_grid pads 2 px
@@ -187,14 +187,15 @@ def test_digit_method_trains_samples_and_evaluates(project, classifier, request,
     # the training curve: curve_every 20 > 4 steps, so one point, at the last step, scored by the classifier
     import pandas as pd
 
-    from genda.metrics.digit_classifier import load_classifier, predict
+    from genda.metrics.digit_classifier import load_classifier
+    from genda.data.tensors import predict_labels
 
     curve = pd.read_csv(project / f"metrics/cond/curves/{name}.csv")
     assert list(curve["step"]) == [4] and list(curve["setting"]) == [name]
     kept = torch.load(project / f"models/cond/{name}/model.pt", weights_only=True)["curve"]
     assert kept[0]["images"].shape == (10 * 10, 3, DIGIT_SIZE, DIGIT_SIZE) and kept[0]["images"].dtype == torch.uint8
     clf = load_classifier(project / "models/classifier/mnistm.pt", torch.device("cpu"))
-    pred = predict(clf, kept[0]["images"], torch.device("cpu"))
+    pred = predict_labels(clf, kept[0]["images"], torch.device("cpu"), batch=500)
     assert curve["accuracy"][0] == pytest.approx(float((pred == torch.arange(10).repeat(10)).float().mean()))
     assert m["fid"] > 0 and "kid_mean" in m and m["extractor"] and m["n_reference"] == 359
     # the digit FID (classifier features, not stubbed): 4 training steps are far from real digits
@@ -462,7 +463,7 @@ def test_digit_fid_sees_digit_shape(project, classifier):
 def test_fid_reference_cache_gives_the_same_metrics_without_reextracting(project, monkeypatch):
     """fid_reference@faces / @digits extract the real features once; an evaluation with the cache scores exactly
     what it scores from the images (FID to float round-off) and extracts only its own samples."""
-    from genda.images import save_pngs
+    from genda.data.pngs import save_pngs
     from genda.metrics import facedetect, fidelity
     from genda.metrics.fid_reference import floor_size, load_real_face_rate, load_reference
     from genda.metrics.gan_eval import evaluate_face_samples
@@ -531,8 +532,8 @@ def test_fid_reference_cache_gives_the_same_metrics_without_reextracting(project
 def test_ddpm_curve_snapshots_sample_with_the_curve_keys(project, monkeypatch):
     """The training curve's DDPM snapshots (``sample`` without a sampling config) use ``curve_ddim_steps`` and
     ``curve_guide_w`` (the embedded default: DDIM 10 at w 10, as sample_cond), and DDIM min(50, T) at w 2 without."""
-    import genda.diffusion as diffusion
-    from genda.train.cond_methods import build_method
+    import genda.cond.diffusion as diffusion
+    from genda.cond.methods import build_method
 
     seen = []
 

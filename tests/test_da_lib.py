@@ -23,8 +23,8 @@ from genda.da.methods.base import to_floats
 from genda.da.methods.dsn import difference_loss, simse
 from genda.da.methods.mean_teacher import class_balance_loss, confidence_mask, consistency_loss
 from genda.errors import ConfigError, DataError
-from genda.models.backbones import imagenet_weights_file, resnet_backbone
-from genda.models.dann import DANNClassifier, DANNDomainHead, DANNFeatures
+from genda.da.models.backbones import imagenet_weights_file, resnet_backbone
+from genda.da.models.dann import DANNClassifier, DANNDomainHead, DANNFeatures
 
 N_CLASSES = 4
 

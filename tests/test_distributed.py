@@ -1,4 +1,4 @@
-"""Data-parallel training through torchrun: gloo backend, 2 CPU processes (see genda.distributed)."""
+"""Data-parallel training through torchrun: gloo backend, 2 CPU processes (see genda.runtime.distributed)."""
 import json
 import os
 import signal
@@ -12,12 +12,12 @@ import torch
 import yaml
 
 from conftest import VENV_BIN, prepared_project, run
-from genda.checkpoint import load_weights
+from genda.runtime.checkpoint import load_weights
 from genda.data.store import BatchStream
 
 WORKER = r'''
 import json, sys, torch
-from genda import distributed
+from genda.runtime import distributed
 assert distributed.init_from_env()
 r, w = distributed.rank(), distributed.world_size()
 torch.manual_seed(100 + r)                      # every rank starts from other weights ...
@@ -65,7 +65,7 @@ def test_gradient_averaging_equals_single_process_full_batch(tmp_path):
 
 
 def test_batch_stream_shards_the_global_batch(monkeypatch):
-    from genda import distributed
+    from genda.runtime import distributed
 
     single = BatchStream(100, 32, seed=3)
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
@@ -102,11 +102,12 @@ def test_stages_train_on_two_processes_and_load_single_process(project):
     assert sum(losses[-3:]) < 0.9 * sum(losses[:3])  # single-process, same steps: 0.87x, f"loss did not fall: {losses}"
     # the model written by rank 0 loads and predicts in a single process
     from genda.data.store import load_prepared
-    from genda.train.da import load_da_model, predict
+    from genda.da.train import load_da_model
+    from genda.data.tensors import predict_labels
 
     model = load_da_model(d / "models/da/mnistm-usps/source_only/seed0.pt", torch.device("cpu"))
     data = load_prepared(d / "data/prepared/digits/mnistm.pt")
-    acc = float((predict(model, data["x_test"], torch.device("cpu")) == data["y_test"]).float().mean())
+    acc = float((predict_labels(model, data["x_test"], torch.device("cpu"), head="classify") == data["y_test"]).float().mean())
     assert acc > 0.2, f"(chance 0.1; single-process 0.32) source test accuracy {acc:.3f} after distributed training"
     # rank 0 alone tracked: exactly one MLflow run, finished, with the environment recorded
     import mlflow

@@ -19,16 +19,16 @@ SRC = ROOT / "src"
 # imported by stages but, by design, not deps: editing them must never change a number or an image
 INFRA = {
     "src/genda/__init__.py",
-    "src/genda/config.py",  # params loading and validation (the params themselves are DVC params)
-    "src/genda/config_cond.py",  # merges cond + cond_gens.<name> (both DVC params)
-    "src/genda/stage.py",  # error reporting, metrics-file writing
-    "src/genda/tracking.py",  # MLflow logging
-    "src/genda/checkpoint.py",  # checkpoint files (resume is tested to give identical results)
+    "src/genda/config/schema.py",  # params loading and validation (the params themselves are DVC params)
+    "src/genda/config/cond.py",  # merges cond + cond_gens.<name> (both DVC params)
+    "src/genda/runtime/stage.py",  # error reporting, metrics-file writing
+    "src/genda/runtime/tracking.py",  # MLflow logging
+    "src/genda/runtime/checkpoint.py",  # checkpoint files (resume is tested to give identical results)
     "src/genda/errors.py",
-    "src/genda/threads.py",
-    "src/genda/allocator.py",  # where the C heap keeps tensor buffers: same bits (tests/test_allocator.py)
-    "src/genda/distributed.py",  # single-process here; multi-process equivalence is tested
-    "src/genda/runtime.py",  # device/thread choice, environment record, fingerprints, uint8<->float
+    "src/genda/runtime/threads.py",
+    "src/genda/runtime/allocator.py",  # where the C heap keeps tensor buffers: same bits (tests/test_allocator.py)
+    "src/genda/runtime/distributed.py",  # single-process here; multi-process equivalence is tested
+    "src/genda/runtime/device.py",  # device/thread choice, environment record, fingerprints, uint8<->float
 }
 
 
@@ -107,4 +107,4 @@ def test_import_closure_follows_function_level_imports(tmp_path):
     s.write_text("def main():\n    from genda.da.evaluate import evaluate_pair\n")
     files = closure(s)
     assert {"src/genda/da/evaluate.py", "src/genda/da/adabn.py",
-            "src/genda/train/da.py", "src/genda/precision.py"} <= files
+            "src/genda/da/train.py", "src/genda/runtime/precision.py"} <= files

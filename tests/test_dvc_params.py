@@ -74,7 +74,7 @@ def _keys_read(path: Path, var: str) -> set[str]:
 
 
 def test_train_da_tracks_every_da_key_the_trainer_reads(tracked):
-    read = _keys_read(ROOT / "src/genda/train/da.py", "da") | _keys_read(ROOT / "stages/train_da.py", "da")
+    read = _keys_read(ROOT / "src/genda/da/train.py", "da") | _keys_read(ROOT / "stages/train_da.py", "da")
     assert {"steps", "lr", "batch_size", "eval_every", "seeds"} <= read  # the scan sees the trainer's reads
     for name in train_da(tracked):
         setting = name.rsplit("-", 1)[1]

@@ -13,26 +13,13 @@ from torch.nn.utils import parametrize
 from conftest import ROOT
 from genda.config import face_gan_config, load_params
 from genda.errors import ConfigError
-from genda.gan_tricks import (
-    EMA,
-    diff_augment,
-    make_optimizer,
-    make_scheduler,
-    random_hflip,
-    real_fake_targets,
-    sample_z,
-    should_skip_d,
-)
-from genda.losses.gan import GANLoss, gradient_penalty
-from genda.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
-from genda.models.stylegan2_lite import (
-    LinearAttention,
-    MinibatchStdDev,
-    ModulatedConv2d,
-    NoiseInjection,
-    StyleGAN2LiteDiscriminator,
-    StyleGAN2LiteGenerator,
-)
+from genda.gan.tricks import EMA, real_fake_targets, should_skip_d
+from genda.data.augment import diff_augment, random_hflip
+from genda.train.optim import make_optimizer, make_scheduler
+from genda.rng import sample_z
+from genda.gan.losses import GANLoss, gradient_penalty
+from genda.gan.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
+from genda.gan.models.stylegan2_lite import LinearAttention, MinibatchStdDev, ModulatedConv2d, NoiseInjection, StyleGAN2LiteDiscriminator, StyleGAN2LiteGenerator
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -597,7 +584,7 @@ def test_default_runs_every_face_gan_method_of_the_full_config_at_small_size():
 def test_every_face_gan_config_trains_and_samples(name, tmp_path):
     """Each face-GAN method of the full-size config (losses, tricks, StyleGAN2-lite), shrunk to 3 steps of
     batch 4 on random 64x64 faces: finite losses every step, a checkpoint, a generator that samples."""
-    from genda.train.gan import generate, load_generator, train_gan
+    from genda.gan.train import generate, load_generator, train_gan
 
     cfg = face_gan_config(FULL_FACES, name)
     cfg.update(steps=3, batch_size=4, ngf=8, ndf=8, log_every=1, checkpoint_every=2)
@@ -617,7 +604,7 @@ def test_every_face_gan_config_trains_and_samples(name, tmp_path):
 def test_sampling_mode_bn_statistics_and_restores_the_model():
     """bn_mode eval: running statistics; train: each batch's own statistics (the references' sampling). Either
     way dropout is off and the module's flags and BN buffers are unchanged afterwards."""
-    from genda.sampling import sampling_mode
+    from genda.gan.bn_mode import sampling_mode
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5))

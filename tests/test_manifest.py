@@ -1,11 +1,11 @@
-"""Sample manifests (genda.manifest): what the evaluation stages depend on instead of the PNG folders, and the
+"""Sample manifests (genda.pipeline.manifest): what the evaluation stages depend on instead of the PNG folders, and the
 check that the folder still holds exactly the sampled files before anything is scored."""
 import json
 
 import pytest
 
 from genda.errors import DataError
-from genda.manifest import MANIFEST, verify_manifest, write_manifest
+from genda.pipeline.manifest import MANIFEST, verify_manifest, write_manifest
 
 
 def _folder(tmp_path):

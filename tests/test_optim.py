@@ -1,14 +1,15 @@
-"""genda.optim: the foreach optimisers give the same weights, bit for bit, as torch's default CPU path; so does
-the multi-tensor EMA update of genda.gan_tricks.EMA."""
+"""genda.train.optim: the foreach optimisers give the same weights, bit for bit, as torch's default CPU path; so does
+the multi-tensor EMA update of genda.gan.tricks.EMA."""
 import copy
 
 import pytest
 import torch
 from torch import nn
 
-from genda import optim
+from genda.train import optim
 from genda.errors import ConfigError
-from genda.gan_tricks import EMA, make_optimizer
+from genda.gan.tricks import EMA
+from genda.train.optim import make_optimizer
 
 CASES = [
     ("adam", dict(lr=1e-3, betas=(0.5, 0.999))),

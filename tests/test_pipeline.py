@@ -78,7 +78,7 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
         assert 0.0 <= da[s]["per_seed"]["0"]["target_acc_adabn"] == da[s]["target_acc_adabn"] <= 1.0
     assert "| mnistm-usps + AdaBN |" in report
     # the numerics each family trained in, resolved (da.compute / cond_gens.<name>.compute: auto over fp32)
-    from genda.precision import bf16_pays
+    from genda.runtime.precision import bf16_pays
 
     auto = "bf16" if bf16_pays(torch.device("cpu")) else "fp32"
     assert {da[s]["train_compute"]["precision"] for s in ("source_only", "dann", "target_only")} == {auto}

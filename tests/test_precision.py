@@ -1,15 +1,15 @@
-"""compute.precision / compute.channels_last (genda.precision): resolution, numerics, and the record."""
+"""compute.precision / compute.channels_last (genda.runtime.precision): resolution, numerics, and the record."""
 import pytest
 import torch
 
 from conftest import ROOT
-from genda import precision
+from genda.runtime import precision
 from genda.config import load_params
 from genda.errors import ConfigError
 
 
 def test_auto_is_bf16_only_where_bf16_was_measured_faster(monkeypatch):
-    from genda import runtime
+    from genda.runtime import device
 
     cpu = torch.device("cpu")
     intel, amd = "GenuineIntel", "AuthenticAMD"
@@ -18,7 +18,7 @@ def test_auto_is_bf16_only_where_bf16_was_measured_faster(monkeypatch):
                                 (intel, "avx2 avx512f avx512_bf16", "fp32"),  # measured 0.79-0.94x fp32
                                 (amd, "avx2 avx512f avx512_bf16", "bf16"),  # measured 1.4-2.5x fp32 (Zen 5)
                                 (intel, "avx2 avx512f amx_tile amx_bf16", "bf16")):
-        monkeypatch.setattr(runtime, "cpu_info", lambda f=flags, v=vendor: {"cpu": "x", "cpu_vendor": v,
+        monkeypatch.setattr(device, "cpu_info", lambda f=flags, v=vendor: {"cpu": "x", "cpu_vendor": v,
                                                                              "cpu_isa": f, "cpu_cores": 2})
         assert precision.resolve("auto", cpu) == want and precision.active() == want, (vendor, flags)
     assert precision.resolve("bf16", cpu) == "bf16" and precision.resolve("fp32", cpu) == "fp32"
@@ -27,7 +27,7 @@ def test_auto_is_bf16_only_where_bf16_was_measured_faster(monkeypatch):
 
 
 def test_cpu_info_reads_model_vendor_and_the_isa_that_decides_auto(tmp_path):
-    from genda.runtime import cpu_info
+    from genda.runtime.device import cpu_info
 
     f = tmp_path / "cpuinfo"
     f.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel name\t: AMD EPYC\n"
@@ -39,7 +39,7 @@ def test_cpu_info_reads_model_vendor_and_the_isa_that_decides_auto(tmp_path):
 
 
 def test_environment_records_the_active_precision():
-    from genda.runtime import environment
+    from genda.runtime.device import environment
 
     precision.resolve("bf16", torch.device("cpu"))
     assert environment()["precision"] == "bf16"
@@ -69,7 +69,7 @@ def test_a_training_family_overrides_the_top_level_compute(tmp_path):
     import yaml
 
     from genda.config import effective_compute, face_gan_config
-    from genda.config_cond import cond_config
+    from genda.config import cond_config
 
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["compute"] = {"precision": "fp32", "channels_last": True}
@@ -138,7 +138,7 @@ def test_a_channels_last_acgan_generator_upsamples_in_channels_last_with_unchang
     """The ACGAN generator's first feature map comes out of a Linear in NCHW; in a channels_last network it is
     converted before the nearest upsampling (NCHW upsampling is ~20x slower on a CPU, then the convolution converts
     the 4x larger map). The values are those of the NCHW network, and an NCHW network is left as it was."""
-    from genda.models.acgan import ACGANGenerator
+    from genda.cond.models.acgan import ACGANGenerator
 
     torch.manual_seed(0)
     nchw = ACGANGenerator(z_dim=8, n_classes=10, img_size=28, ngf=8)
@@ -187,7 +187,7 @@ def test_a_bf16_gan_step_scores_g_with_the_updated_discriminator(tmp_path, monke
     trainers open a region per forward pass: D's three calls of a step (real, fake, G's fake) each see its
     weights of that moment."""
     from genda.config import face_gan_config
-    from genda.train import gan
+    from genda.gan import train as gan
 
     build, seen = gan.build_discriminator, []
 
@@ -207,8 +207,8 @@ def test_a_bf16_gan_step_scores_g_with_the_updated_discriminator(tmp_path, monke
 @pytest.mark.parametrize("name", ["acgan", "tag_cdcgan"])
 def test_a_bf16_conditional_gan_step_scores_g_with_the_updated_discriminator(name):
     """The same for the conditional GANs' training_step under the trainer's autocast factory."""
-    from genda.config_cond import cond_config
-    from genda.train.cond_methods import build_method
+    from genda.config import cond_config
+    from genda.cond.methods import build_method
 
     params = load_params(ROOT / "params.yaml", check_paths=False)
     params["cond_gens"].setdefault(name, {"method": name})

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT, VENV_BIN, prepared_project, run
-from genda.checkpoint import load_weights
+from genda.runtime.checkpoint import load_weights
 from genda.train.timing import read_timing
 
 
@@ -102,7 +102,7 @@ def test_checkpoint_from_other_settings_is_not_resumed(tmp_path, tiny_params):
 
 
 def _ck(tmp_path, total=None):
-    from genda.checkpoint import Checkpointer
+    from genda.runtime.checkpoint import Checkpointer
 
     return Checkpointer(tmp_path / "ck", every=5, fingerprint="f", total=total)
 

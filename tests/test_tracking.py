@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from genda.tracking import Tracker
+from genda.runtime.tracking import Tracker
 
 
 def _db(tmp_path):
@@ -41,7 +41,7 @@ def test_tracker_logs_params_metrics_tags_artifact_and_finishes(tmp_path, monkey
 def _stage_script(body: str) -> str:
     return textwrap.dedent('''
         import os, sys
-        from genda.tracking import Tracker
+        from genda.runtime.tracking import Tracker
         with Tracker("train_y@demo", params={"k": 1}, root=sys.argv[1]) as tr:
     ''') + textwrap.indent(textwrap.dedent(body), "    ")
 
@@ -91,8 +91,8 @@ def test_killed_stage_leaves_its_run_marked_killed(tmp_path):
 WARM_FORK = textwrap.dedent('''
     import json, os, sys
     from pathlib import Path
-    import mlflow.tracking  # as the warm server has it (genda.warm.PRELOAD)
-    from genda.tracking import Tracker, warm_store
+    import mlflow.tracking  # as the warm server has it (genda.runtime.forkserver.PRELOAD)
+    from genda.runtime.tracking import Tracker, warm_store
     root, mode = Path(sys.argv[1]), sys.argv[2]
     warm = mode in ("warm", "replaced")
     uri = warm_store(root) if warm else None
@@ -124,7 +124,7 @@ WARM_FORK = textwrap.dedent('''
 
 
 def test_a_store_warmed_before_the_fork_serves_every_forked_helper(tmp_path):
-    """genda.warm opens the MLflow store once (warm_store) and forks the stages after it: their helpers must log
+    """genda.runtime.forkserver opens the MLflow store once (warm_store) and forks the stages after it: their helpers must log
     through that store, never build it again (here: building it raises), each with its own sqlite connection; a
     database removed since the server opened it is built again, not written to without its tables."""
     env = {"PATH": "/usr/bin:/bin", "GENDA_MLFLOW": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
@@ -149,7 +149,7 @@ def test_a_store_warmed_before_the_fork_serves_every_forked_helper(tmp_path):
 
 
 def test_warm_store_is_off_with_tracking_off_and_for_non_sqlite_stores(tmp_path, monkeypatch):
-    from genda.tracking import tracking_uri, warm_store
+    from genda.runtime.tracking import tracking_uri, warm_store
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DVC_ROOT", raising=False)

@@ -1,6 +1,6 @@
-"""The warm fork server (genda.warm): stages handed to it behave exactly like fresh processes.
+"""The warm fork server (genda.runtime.forkserver): stages handed to it behave exactly like fresh processes.
 
-Real processes throughout: a server started with ``python -m genda.warm serve`` in a private socket folder,
+Real processes throughout: a server started with ``python -m genda.runtime.forkserver serve`` in a private socket folder,
 tiny stage scripts run by ``python script.py`` clients (GENDA_WARM=1), compared with the same scripts run
 cold.  ~30 s, most of it the server's imports."""
 from __future__ import annotations
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = '''
 import os, sys, hashlib
-from genda import stage
+from genda.runtime import stage
 from genda.errors import ConfigError
 
 def main():
@@ -46,7 +46,7 @@ def main():
     elif mode == "exit5":
         sys.exit(5)
     elif mode == "modules":  # what the worker inherited from the server
-        print("tracking_loaded=" + str("genda.tracking" in sys.modules or hasattr(sys.modules["genda"], "tracking")))
+        print("tracking_loaded=" + str("genda.runtime.tracking" in sys.modules or hasattr(sys.modules["genda"], "tracking")))
     elif mode == "sleep":
         import time
         time.sleep(60)
@@ -74,12 +74,12 @@ def warm(tmp_path, sock_dir):
     env.pop("GENDA_WARM_CHILD", None)
     script = tmp_path / "stage_script.py"
     script.write_text(SCRIPT)
-    server = subprocess.Popen([sys.executable, "-m", "genda.warm", "serve"], env=env, cwd=tmp_path,
+    server = subprocess.Popen([sys.executable, "-m", "genda.runtime.forkserver", "serve"], env=env, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = server.stdout.readline()  # "[genda.warm] serving on ..." once the imports are done
+    line = server.stdout.readline()  # "[genda.runtime.forkserver] serving on ..." once the imports are done
     assert "serving on" in line, line
     yield env, script
-    subprocess.run([sys.executable, "-m", "genda.warm", "stop"], env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "genda.runtime.forkserver", "stop"], env=env, check=True, capture_output=True)
     assert server.wait(timeout=30) == 0
 
 
@@ -140,17 +140,17 @@ def test_the_server_opens_the_mlflow_store_once_and_workers_still_import_genda_f
         env.pop(var, None)
     script = tmp_path / "stage_script.py"
     script.write_text(SCRIPT)
-    server = subprocess.Popen([sys.executable, "-m", "genda.warm", "serve"], env=env, cwd=tmp_path,
+    server = subprocess.Popen([sys.executable, "-m", "genda.runtime.forkserver", "serve"], env=env, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert "serving on" in server.stdout.readline()
         # the project of the server's cwd (no params.yaml above tmp_path: the cwd itself), as a stage's Tracker
-        assert server.stdout.readline().strip() == f"[genda.warm] MLflow store open: sqlite:///{tmp_path}/mlflow.db"
+        assert server.stdout.readline().strip() == f"[genda.runtime.forkserver] MLflow store open: sqlite:///{tmp_path}/mlflow.db"
         assert (tmp_path / "mlflow.db").exists()
         r = run(env, script, "modules", cwd=tmp_path)
         assert r.returncode == 0 and r.stdout.startswith("warm") and "tracking_loaded=False" in r.stdout, r.stderr
     finally:
-        subprocess.run([sys.executable, "-m", "genda.warm", "stop"], env=env, capture_output=True)
+        subprocess.run([sys.executable, "-m", "genda.runtime.forkserver", "stop"], env=env, capture_output=True)
         assert server.wait(timeout=30) == 0
 
 
@@ -162,7 +162,7 @@ def test_without_a_server_the_stage_runs_itself_and_starts_one(tmp_path, sock_di
     script.write_text(SCRIPT)
     r = run(env, script, "ok")
     assert r.returncode == 0 and r.stdout.startswith("cold")  # ran here, a server is starting in the background
-    status = lambda: subprocess.run([sys.executable, "-m", "genda.warm", "status"], env=env,  # noqa: E731
+    status = lambda: subprocess.run([sys.executable, "-m", "genda.runtime.forkserver", "status"], env=env,  # noqa: E731
                                     capture_output=True, text=True).stdout
     deadline = time.time() + 90
     while "serving on" not in status() and time.time() < deadline:
@@ -178,13 +178,13 @@ def test_without_a_server_the_stage_runs_itself_and_starts_one(tmp_path, sock_di
 
 
 def test_socket_path_fits_af_unix(monkeypatch, sock_dir):
-    from genda import warm
+    from genda.runtime import forkserver
 
     monkeypatch.setenv("GENDA_WARM_DIR", str(sock_dir))
-    assert warm.socket_path().startswith(f"{sock_dir}/genda-warm-")
+    assert forkserver.socket_path().startswith(f"{sock_dir}/genda-warm-")
     long_a, long_b = sock_dir / ("a" * 120), sock_dir / ("b" * 120)
     monkeypatch.setenv("GENDA_WARM_DIR", str(long_a))
-    path_a = warm.socket_path()
+    path_a = forkserver.socket_path()
     monkeypatch.setenv("GENDA_WARM_DIR", str(long_b))
-    path_b = warm.socket_path()
+    path_b = forkserver.socket_path()
     assert path_a.startswith("/tmp/genda-warm-") and len(path_a) <= 100 and path_a != path_b  # one per folder

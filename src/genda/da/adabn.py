@@ -21,7 +21,7 @@ import copy
 import torch
 from torch import nn
 
-from genda.runtime import to_float_images
+from genda.data.tensors import to_float_images
 
 __all__ = ["adapt_bn"]
 

@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genda.checkpoint import load_weights
+from genda.runtime.checkpoint import load_weights
 from genda.da.adabn import adapt_bn
 from genda.data.store import digits_path, load_prepared
-from genda.runtime import get_device
-from genda.stage import write_metrics
-from genda.train.da import embed, load_da_model, predict
+from genda.runtime.device import get_device
+from genda.runtime.records import write_metrics
+from genda.da.train import embed, load_da_model
+from genda.data.tensors import predict_labels
 
 
 def evaluate_pair(pair: str, settings: list[str], seeds: list[int], tsne_points: int, *, out_json: Path,
@@ -60,10 +61,10 @@ def evaluate_setting(pair: str, setting: str, seeds: list[int], tsne_points: int
         model = load_da_model(path, device)
         if train_compute is None:  # the numerics it was trained in (da.compute over compute); env is evaluation's
             train_compute = load_weights(path).get("compute")
-        t_acc = float((predict(model, tgt["x_test"], device) == tgt["y_test"]).float().mean())
-        s_acc = float((predict(model, src["x_test"], device) == src["y_test"]).float().mean())
+        t_acc = float((predict_labels(model, tgt["x_test"], device, head="classify") == tgt["y_test"]).float().mean())
+        s_acc = float((predict_labels(model, src["x_test"], device, head="classify") == src["y_test"]).float().mean())
         ada = adapt_bn(model, tgt["x_train"], device)
-        t_ada = float((predict(ada, tgt["x_test"], device) == tgt["y_test"]).float().mean())
+        t_ada = float((predict_labels(ada, tgt["x_test"], device, head="classify") == tgt["y_test"]).float().mean())
         per_seed[str(seed)] = {"target_acc": t_acc, "source_acc": s_acc, "target_acc_adabn": t_ada}
         if out_features is not None and seed == seeds[0]:
             g = torch.Generator().manual_seed(0)

@@ -6,6 +6,11 @@ seed gives the same augmentation on CPU and GPU.  Images are float [B,C,H,W] in 
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+from genda.choices import DIFFAUG_OPS
+from genda.errors import ConfigError
+from genda.rng import rand, randint
 
 
 def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -44,7 +49,74 @@ def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator | 
     return out.clamp_(-1, 1).view_as(x)
 
 
-def hflip(x: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Flip each image left-right with probability p. [B,C,H,W] -> same."""
-    flip = (torch.rand(x.shape[0], generator=generator) < p).to(x.device).view(-1, 1, 1, 1)
-    return torch.where(flip, x.flip(-1), x)
+
+
+# ----------------------------------------------------------------------------- DiffAugment (GAN training)
+def random_hflip(x: torch.Tensor, p: float = 0.5, *, generator=None) -> torch.Tensor:
+    """Flip each sample of ``x [B, C, H, W]`` left-right independently with probability ``p``."""
+    flip = rand((x.shape[0],), generator=generator, device=x.device) < p
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def _color(x: torch.Tensor, generator) -> torch.Tensor:
+    b = x.shape[0]
+    # brightness: x + δ, δ ~ U[-0.5, 0.5] per sample
+    x = x + (rand((b, 1, 1, 1), generator=generator, device=x.device) - 0.5)
+    # saturation: scale each pixel's deviation from its channel mean by s ~ U[0, 2]
+    m = x.mean(dim=1, keepdim=True)
+    x = (x - m) * (rand((b, 1, 1, 1), generator=generator, device=x.device) * 2.0) + m
+    # contrast: scale the deviation from the image mean by c ~ U[0.5, 1.5]
+    m = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - m) * (rand((b, 1, 1, 1), generator=generator, device=x.device) + 0.5) + m
+
+
+def _translation(x: torch.Tensor, generator, ratio: float = 0.125) -> torch.Tensor:
+    """out[b, :, i, j] = x[b, :, i + t_y, j + t_x], zero (mid-grey) outside, t ~ U{-s..s}, s = ratio·size."""
+    b, _, h, w = x.shape
+    sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    ty = randint(-sy, sy + 1, (b, 1, 1), generator=generator, device=x.device)
+    tx = randint(-sx, sx + 1, (b, 1, 1), generator=generator, device=x.device)
+    rows = torch.arange(h, device=x.device)[None, :, None] + ty + sy  # index into the padded image
+    cols = torch.arange(w, device=x.device)[None, None, :] + tx + sx
+    padded = nn.functional.pad(x, (sx, sx, sy, sy)).permute(0, 2, 3, 1)  # [B, H+2sy, W+2sx, C]
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return padded[batch, rows, cols].permute(0, 3, 1, 2)
+
+
+def _cutout(x: torch.Tensor, generator, ratio: float = 0.5) -> torch.Tensor:
+    """Zero (mid-grey) a square of side ratio·size at a uniformly random centre (may be clipped)."""
+    b, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    cy = randint(0, h, (b, 1, 1), generator=generator, device=x.device)
+    cx = randint(0, w, (b, 1, 1), generator=generator, device=x.device)
+    i = torch.arange(h, device=x.device)[None, :, None] - (cy - ch // 2)
+    j = torch.arange(w, device=x.device)[None, None, :] - (cx - cw // 2)
+    inside = (i >= 0) & (i < ch) & (j >= 0) & (j < cw)
+    return x * (~inside).to(x.dtype)[:, None]
+
+
+_AUG_FNS = {"color": _color, "translation": _translation, "cutout": _cutout}
+
+
+def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout", *,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Differentiable Augmentation (Zhao et al., NeurIPS 2020) of ``x [B, C, H, W]`` in [-1, 1].
+
+    ``policy`` is a comma-separated list applied in order, each with fresh per-sample parameters:
+
+    * ``color``: brightness x+δ, δ~U[-½,½]; saturation (x−x̄_c)·s + x̄_c, s~U[0,2] (x̄_c: mean over
+      channels at each pixel); contrast (x−x̄)·c + x̄, c~U[½,3/2] (x̄: mean of the image);
+    * ``translation``: integer shift by up to 1/8 of the height/width in each axis, zero padding;
+    * ``cutout``: a square of half the height/width at a random centre is set to 0.
+
+    Every op is differentiable w.r.t. ``x`` (additions, products and index gathers), so the trainer
+    applies it to both real and generated batches before the discriminator, D(T(x)) and D(T(G(z))).
+    Output has the shape of ``x``. An empty policy returns ``x`` unchanged.
+    """
+    names = [p.strip() for p in policy.split(",") if p.strip()]
+    for name in names:
+        if name not in _AUG_FNS:
+            raise ConfigError(f"diff_augment policy entries must be in {list(DIFFAUG_OPS)}, got {name!r}")
+    for name in names:
+        x = _AUG_FNS[name](x, generator)
+    return x

@@ -8,7 +8,7 @@ import torch
 from genda.data.imageio import reframe_uint8
 from genda.data.sources import DigitSplits, load_digits, load_faces
 from genda.data.store import digits_path, faces_path, save_prepared
-from genda.stage import write_json
+from genda.runtime.records import write_json
 
 
 def mnist_framed(s: DigitSplits, size: int) -> DigitSplits:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from genda.checkpoint import load_weights, save_atomic
+from genda.runtime.checkpoint import load_weights, save_atomic
 from genda.errors import DataError
 
 PREPARED = Path("data/prepared")
@@ -65,13 +65,13 @@ class BatchStream:
     batches an uninterrupted run would have seen, without saving any sampler state.  The last partial
     batch of an epoch is dropped.
 
-    In a distributed run (:mod:`genda.distributed`) every rank draws the same global batch of
+    In a distributed run (:mod:`genda.runtime.distributed`) every rank draws the same global batch of
     ``batch_size`` and keeps its own contiguous shard of ``batch_size / world_size`` images;
     :attr:`batch_size` is then the per-rank size.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
-        from genda import distributed
+        from genda.runtime import distributed
 
         if n < 1:
             raise DataError("cannot draw batches from an empty split")

@@ -6,7 +6,7 @@
   in the classifier's own feature space; faces: FID / IS / KID, face-detection rate, and for attr_acgan the
   accuracy of an attribute classifier trained on the real faces.
 * :func:`write_curve`: the digit generators' training curve (the ``curve`` samples kept in the model file by
-  :func:`genda.train.conditional.train_cond`) scored by the same classifier.
+  :func:`genda.cond.train.train_cond`) scored by the same classifier.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from genda.checkpoint import load_weights
+from genda.runtime.checkpoint import load_weights
 from genda.data.store import binary_attributes, digits_path, faces_path, load_prepared
 from genda.errors import ConfigError, DataError
 
@@ -36,8 +36,9 @@ def write_curve(model_path: Path, name: str, out_csv: Path, *, root: Path = Path
     model file alone; the report joins the wall times. Returns the DataFrame."""
     import pandas as pd
 
-    from genda.metrics.digit_classifier import load_classifier, predict
-    from genda.runtime import get_device
+    from genda.metrics.digit_classifier import load_classifier
+    from genda.data.tensors import predict_labels
+    from genda.runtime.device import get_device
 
     ck = load_weights(model_path)
     rows = []
@@ -47,7 +48,7 @@ def write_curve(model_path: Path, name: str, out_csv: Path, *, root: Path = Path
         clf = load_classifier(root / "models" / "classifier" / f"{meta['domain']}.pt", device)
         for r in ck["curve"]:
             labels = torch.arange(meta["n_classes"]).repeat(len(r["images"]) // meta["n_classes"])
-            acc = float((predict(clf, r["images"], device) == labels).float().mean())
+            acc = float((predict_labels(clf, r["images"], device, batch=500) == labels).float().mean())
             rows.append({"setting": name, "seed": ck["seed"], "step": r["step"], "accuracy": acc})
     df = pd.DataFrame(rows, columns=CURVE_COLUMNS)
     if timing is not None:
@@ -86,13 +87,14 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
 
     ``ev`` is the ``evaluate`` params section; ``reference_dir``: the ``fid_reference`` stage's cached real
     features (``faces.pt``, ``digits.pt``: :mod:`genda.metrics.fid_reference`), used when they fit."""
-    from genda.config import resolve_path
-    from genda.images import read_pngs
-    from genda.metrics.digit_classifier import accuracy_report, load_classifier, predict, train_classifier
+    from genda.runtime.paths import resolve_path
+    from genda.data.pngs import read_pngs
+    from genda.metrics.digit_classifier import accuracy_report, load_classifier, train_classifier
+    from genda.data.tensors import predict_labels
     from genda.metrics.digit_fid import digit_fid_with_floor
     from genda.metrics.fid_reference import load_reference
     from genda.metrics.fidelity import choose_extractor, fidelity_with_floor
-    from genda.runtime import get_device
+    from genda.runtime.device import get_device
 
     device = device or get_device()
     sample_dir = Path(sample_dir)
@@ -120,7 +122,7 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
             raise ConfigError(f"no digit classifier for domain '{domain}': {clf_path} is missing; set "
                               f"classifier.domain: {domain} and run the train_classifier stage")
         clf = load_classifier(clf_path, device)
-        rep = accuracy_report(predict(clf, gen, device), labels, 10)
+        rep = accuracy_report(predict_labels(clf, gen, device, batch=500), labels, 10)
         out.update(accuracy=rep["accuracy"], per_class_accuracy=rep["per_class"], domain=domain)
         real = root / "metrics" / "classifier.json"
         if real.exists():
@@ -153,10 +155,10 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
             clf, _ = train_classifier(cfg, faces["x_train"], binary_attributes(faces["attrs_train"][:, a]), n_classes=2,
                                       seed=seed, device=device, ckpt_dir=None, progress=False, tag="attr_classifier")
             labels = torch.tensor([parse_label(s, folder, 2) for s in stems])
-            rep = accuracy_report(predict(clf, gen, device), labels, 2)
+            rep = accuracy_report(predict_labels(clf, gen, device, batch=500), labels, 2)
             out.update(attr_accuracy=rep["accuracy"], attr_per_class_accuracy=rep["per_class"], attribute=attr)
             if faces.get("attrs_test") is not None and len(faces["x_test"]):
-                real = accuracy_report(predict(clf, faces["x_test"], device),
+                real = accuracy_report(predict_labels(clf, faces["x_test"], device, batch=500),
                                        binary_attributes(faces["attrs_test"][:, a]), 2)
                 out["attr_classifier_real_acc"] = real["accuracy"]
         out["fid_reference"] = ev["fid_reference"]

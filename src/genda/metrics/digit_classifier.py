@@ -32,12 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genda import distributed, optim
-from genda.checkpoint import Checkpointer, load_weights, save_atomic
+from genda.runtime import distributed
+from genda.train import optim
+from genda.runtime.checkpoint import Checkpointer, load_weights, save_atomic
 from genda.data.augment import color_jitter
 from genda.data.store import BatchStream
 from genda.errors import DataError
-from genda.runtime import fingerprint, seed_everything, to_float_images
+from genda.rng import fingerprint, seed_everything
+from genda.data.tensors import to_float_images
 
 __all__ = ["DigitClassifier", "augment_batch", "train_classifier", "load_classifier", "predict", "accuracy_report"]
 
@@ -97,11 +99,11 @@ def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: 
     ``cfg`` keys: steps, batch_size, lr, weight_decay, width, max_shift, max_rotate, max_scale,
     color_jitter, checkpoint_every, log_every.  ``ckpt_dir=None`` disables checkpoints.
     Returns the model (eval mode) and the loss history; saves ``{"model", "cfg", "n_classes"}`` to
-    ``out_model`` if given. ``compute``: the params section of :mod:`genda.precision`."""
+    ``out_model`` if given. ``compute``: the params section of :mod:`genda.runtime.precision`."""
     if len(x_train) != len(y_train):
         raise DataError(f"{tag}: {len(x_train)} images but {len(y_train)} labels")
     gen = seed_everything(seed)
-    from genda.precision import Compute
+    from genda.runtime.precision import Compute
 
     c = Compute(compute, device)
     model = c.module(DigitClassifier(n_classes, cfg["width"]).to(device))
@@ -179,12 +181,6 @@ def load_classifier(path: Path, device: torch.device) -> DigitClassifier:
     return model.eval()
 
 
-@torch.no_grad()
-def predict(model: nn.Module, x_uint8: Tensor, device: torch.device, batch: int = 500) -> Tensor:
-    """Predicted labels int64 ``[N]`` (CPU) of uint8 images ``[N, 3, H, W]``."""
-    model.eval()
-    return torch.cat([model(to_float_images(x_uint8[i:i + batch].to(device))).argmax(1).cpu()
-                      for i in range(0, len(x_uint8), batch)])
 
 
 def accuracy_report(pred: Tensor, labels: Tensor, n_classes: int) -> dict:

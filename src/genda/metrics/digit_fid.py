@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from genda.metrics.frechet import FeatureStats, frechet_distance
-from genda.runtime import to_float_images
+from genda.data.tensors import to_float_images
 
 __all__ = ["classifier_features", "frechet_distance", "digit_fid_with_floor"]
 

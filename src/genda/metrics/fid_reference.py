@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from genda.checkpoint import load_weights
+from genda.runtime.checkpoint import load_weights
 from genda.errors import DataError
 from genda.metrics.fidelity import ExtractorChoice, Features, extract_features, metric_layers
 

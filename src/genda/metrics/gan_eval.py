@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genda.config import resolve_path
+from genda.runtime.paths import resolve_path
 from genda.data.store import faces_path, load_prepared
-from genda.images import read_pngs
-from genda.runtime import get_device
-from genda.stage import write_metrics
+from genda.data.pngs import read_pngs
+from genda.runtime.device import get_device
+from genda.runtime.records import write_metrics
 
 
 def face_reference(faces: dict, fid_reference: str) -> tuple:

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from genda.errors import DataError
-from genda.stage import write_json
+from genda.runtime.records import write_json
 
 
 def split_curve(curve: list[dict]) -> tuple[list[dict], list[list[float]]]:

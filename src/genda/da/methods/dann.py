@@ -6,7 +6,7 @@
     \\qquad \\lambda_p = w_d \\Big(\\frac{2}{1+\\exp(-\\gamma p)} - 1\\Big)
 
 :math:`L_{adv}` is :class:`~genda.da.adversarial.DomainAdversarialLoss` with the domain classifier
-:class:`~genda.models.dann.DANNDomainHead` (800→100→2) behind a gradient reversal layer of coefficient
+:class:`~genda.da.models.dann.DANNDomainHead` (800→100→2) behind a gradient reversal layer of coefficient
 :math:`\\lambda_p`; the discriminator itself always learns with weight 1, the features receive
 :math:`-\\lambda_p` times its gradient. With ``passes="joint"`` source and target go through :math:`G_f` as one
 concatenated batch ([n_s + n_t, 3, 28, 28] -> [n_s + n_t, 800]), so BatchNorm normalises with statistics of
@@ -36,7 +36,7 @@ from genda.da.adversarial import DomainAdversarialLoss
 from genda.da.grl import grl_lambda
 from genda.da.methods.base import DAMethod, accuracy, register, to_floats
 from genda.da.methods.source_only import DIGIT_NET_DEFAULTS, build_digit_net, check_digit_net_options
-from genda.models.dann import DANNDomainHead
+from genda.da.models.dann import DANNDomainHead
 
 __all__ = ["DANN"]
 

@@ -1,6 +1,6 @@
 """DSN: Domain Separation Networks (Bousmalis et al., NeurIPS 2016).
 
-Networks (:class:`~genda.models.dsn.DSN`): shared encoder :math:`E_c`, private encoders :math:`E_p^s,E_p^t`,
+Networks (:class:`~genda.da.models.dsn.DSN`): shared encoder :math:`E_c`, private encoders :math:`E_p^s,E_p^t`,
 shared decoder :math:`D`, classifier :math:`G` on the shared code, domain classifier on the shared code.
 With :math:`h_c^d = E_c(x^d)`, :math:`h_p^d = E_p^d(x^d)` (each [B_d, K]) and
 :math:`\\hat x^d = D(h_c^d + h_p^d)`:
@@ -42,7 +42,7 @@ from torch import Tensor
 from genda.da.adversarial import DomainAdversarialLoss
 from genda.da.grl import grl_lambda
 from genda.da.methods.base import DAMethod, accuracy, register, to_floats
-from genda.models.dsn import DSN as DSNNetworks
+from genda.da.models.dsn import DSN as DSNNetworks
 
 __all__ = ["DSN", "simse", "difference_loss"]
 

@@ -1,7 +1,7 @@
 """Self-ensembling / mean teacher for visual domain adaptation (French, Mackiewicz & Fisher, ICLR 2018).
 
 A student network :math:`f_\\theta` and a teacher :math:`f_{\\theta'}` (same architecture:
-:class:`~genda.models.dann.DANNNet`) whose weights are an exponential moving average of the student's:
+:class:`~genda.da.models.dann.DANNNet`) whose weights are an exponential moving average of the student's:
 
 .. math::  \\theta' \\leftarrow \\delta_t\\,\\theta' + (1-\\delta_t)\\,\\theta \\quad\\text{after optimiser step } t = 1, 2, \\dots,
     \\qquad \\delta_t = \\delta \\;\\text{ or, with ema_warmup, }\\; \\delta_t = \\min\\big(\\delta,\\; 1 - \\tfrac{1}{t+1}\\big)

@@ -1,6 +1,6 @@
 """ImageNet-pretrained ResNet variants: ``resnet_source_only`` and ``resnet_dann``.
 
-Network (:class:`ResNetNet`): [B, 3, 28, 28] in [-1, 1] -> :class:`~genda.models.backbones.ImageNetInput`
+Network (:class:`ResNetNet`): [B, 3, 28, 28] in [-1, 1] -> :class:`~genda.da.models.backbones.ImageNetInput`
 (ImageNet normalisation, bilinear upsampling to ``input_size``) -> ResNet backbone [B, 512]
 -> bottleneck Linear 512→``bottleneck_dim``, BN, ReLU -> features [B, bottleneck_dim] (``embed``)
 -> Linear →C logits. ``resnet_dann`` adds the DANN loss of :mod:`genda.da.methods.dann` on the bottleneck
@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from genda.da.adversarial import DomainAdversarialLoss
 from genda.da.grl import grl_lambda
 from genda.da.methods.base import DAMethod, accuracy, register, to_floats
-from genda.models.backbones import SUPPORTED_RESNETS, ImageNetInput, resnet_backbone
-from genda.models.dann import DANNDomainHead
+from genda.da.models.backbones import SUPPORTED_RESNETS, ImageNetInput, resnet_backbone
+from genda.da.models.dann import DANNDomainHead
 
 __all__ = ["ResNetNet", "ResNetSourceOnly", "ResNetDANN"]
 

@@ -2,7 +2,7 @@
 
 .. math::  L = \\frac{1}{B}\\sum_i \\mathrm{CE}(G_y(G_f(x_i)), y_i)
 
-Network: :class:`~genda.models.dann.DANNNet` (DANN digit features 800-d + label predictor). The trainer
+Network: :class:`~genda.da.models.dann.DANNNet` (DANN digit features 800-d + label predictor). The trainer
 uses the same method for the lower bound (``xs, ys`` from the source domain) and the upper bound
 (``xs, ys`` from the target training split); ``xt`` is ignored.
 
@@ -21,7 +21,7 @@ from typing import Any
 from torch import Tensor
 
 from genda.da.methods.base import DAMethod, accuracy, register, to_floats
-from genda.models.dann import DANNNet
+from genda.da.models.dann import DANNNet
 
 __all__ = ["SourceOnly", "DIGIT_NET_DEFAULTS", "build_digit_net", "check_digit_net_options"]
 

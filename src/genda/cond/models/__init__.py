@@ -1,0 +1,1 @@
+"""Networks of the conditional generators: ACGAN, tag cDCGAN, and the DDPM denoisers (ContextUnet, FiLMUnet)."""

@@ -1,0 +1,1 @@
+"""What the stages call around training: the report, the sample manifests, plots."""

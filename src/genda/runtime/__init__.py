@@ -1,0 +1,1 @@
+"""Process plumbing under every stage: device and CPU record, threads, numerics (precision), the warm fork server, several processes (torchrun), checkpoint files, result files and MLflow tracking. Imports nothing from the method or pipeline layers."""
