@@ -14,7 +14,7 @@ def main() -> None:
     # heavy imports inside main: with GENDA_WARM the stage runs in a warm worker that has them (genda.runtime.forkserver)
     from genda.pipeline.manifest import MANIFEST, write_manifest
     from genda.runtime.device import get_device
-    from genda.cond.train import load_cond_model, write_samples
+    from genda.cond.sample import load_cond_model, write_samples
 
     name = sys.argv[1]
     params = load_params()

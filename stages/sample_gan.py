@@ -12,7 +12,7 @@ def main() -> None:
     from genda.data.pngs import save_grid, save_pngs
     from genda.pipeline.manifest import MANIFEST, write_manifest
     from genda.runtime.device import get_device
-    from genda.gan.train import generate, load_generator
+    from genda.gan.sample import generate, load_generator
 
     name = sys.argv[1]
     params = load_params()

@@ -47,7 +47,7 @@ def test_keep_heap_removes_the_page_faults_of_reallocated_buffers():
 
 def test_compute_applies_it_on_the_cpu_and_the_environment_records_it():
     from genda.runtime.precision import Compute
-    from genda.runtime.device import environment
+    from genda.runtime.records import environment
 
     Compute({"precision": "fp32"}, torch.device("cpu"))
     from genda.runtime.allocator import applied

@@ -25,8 +25,10 @@ def _tracked(path: str) -> bool:
 
 def test_lock_metrics_and_report_are_committed():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    expected = ["dvc.lock", "report/index.md", "metrics/classifier.json"]
-    expected += [f"metrics/gan/{g}/eval.json" for g in params["face_gans"]]
+    expected = ["dvc.lock", "report/index.md", "metrics/classifier.json", "summary/table.md",
+                "summary/metrics/classifier.json"]
+    expected += [f"{f}/gan/{g}{e}" for g in params["face_gans"]
+                 for f, e in (("metrics", "/eval.json"), ("summary/metrics", ".json"))]
     expected += [f"metrics/cond/{c}.json" for c in params["cond_gens"]]
     expected += [f"metrics/da/{p}.json" for p in params["da"]["pairs"]]
     expected += [f"plots/tsne/{p}/{s}.png" for p in params["da"]["pairs"] for s in params["da"]["settings"]]
@@ -41,7 +43,8 @@ def test_lock_metrics_and_report_are_committed():
 def test_dvc_metrics_show_works_without_running_anything():
     out = json.loads(run(["dvc", "metrics", "show", "--json"], ROOT).stdout)
     flat = json.dumps(out)
-    for key in ("metrics/da/mnistm-usps.json", "metrics/gan/dcgan/eval.json", "metrics/classifier.json"):
+    for key in ("summary/metrics/da/mnistm-usps/dann.json", "summary/metrics/gan/dcgan.json",
+                "summary/metrics/classifier.json"):
         assert key in flat, f"{key} missing from dvc metrics show"
 
 

@@ -18,7 +18,7 @@ from genda.da.grl import (
     grl_lambda,
 )
 from genda.da.methods import METHODS, DAMethod, build_method
-from genda.da.methods.augment import AugmentConfig, augment_batch, intensity_jitter, random_affine
+from genda.data.augment import AugmentConfig, augment_batch, intensity_jitter, random_affine
 from genda.da.methods.base import to_floats
 from genda.da.methods.dsn import difference_loss, simse
 from genda.da.methods.mean_teacher import class_balance_loss, confidence_mask, consistency_loss
@@ -609,3 +609,45 @@ def test_color_jitter_factors_act_as_named():
     y_mean = ((grey + 1) / 2).mean(dim=(1, 2, 3))
     torch.testing.assert_close(((out + 1) / 2).mean(dim=(1, 2, 3)), b * y_mean, atol=1e-5, rtol=0)
     assert (b - 1).abs().max() > 0.1  # the factors are not all ~1: the check has teeth
+
+
+def test_mean_teacher_resumes_its_augmentation_draws(tmp_path):
+    """An interrupted mean-teacher training resumed from its checkpoint ends with the same weights as an
+    uninterrupted one: the augmentation generator (seeded from the global RNG on first use) is checkpointed
+    (before, a resumed run re-drew its seed and diverged)."""
+    import torch
+
+    from conftest import real_params
+    from genda.config import da_setting_config
+    from genda.da.train import train_da
+    from genda.data.embedded import embedded_digits
+
+    def dom(name):
+        xtr, ytr, xte, yte, _ = embedded_digits(name)
+        return {"x_train": xtr[:256], "y_train": ytr[:256], "x_test": xte[:64], "y_test": yte[:64]}
+
+    src, tgt = dom("mnistm"), dom("usps")
+    da, options = da_setting_config(real_params(), "mean_teacher")
+    da.update(steps=6, batch_size=16, checkpoint_every=3, log_every=1, eval_every=0)
+    run = dict(seed=0, device=torch.device("cpu"), progress=False, compute={"precision": "fp32", "channels_last": False})
+
+    train_da("mean_teacher", options, da, src, tgt, ckpt_dir=tmp_path / "a", out_model=tmp_path / "a.pt", **run)
+
+    class Interrupt(Exception):
+        pass
+
+    class StopAfterStep4:  # a tracker that interrupts the run once the step-3 checkpoint is written
+        def log_metrics(self, metrics, step=None):
+            if step is not None and step >= 4:
+                raise Interrupt
+
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+
+    with pytest.raises(Interrupt):
+        train_da("mean_teacher", options, da, src, tgt, ckpt_dir=tmp_path / "b", out_model=tmp_path / "b.pt",
+                 tracker=StopAfterStep4(), **run)
+    assert not (tmp_path / "b.pt").exists() and any((tmp_path / "b").iterdir())
+    train_da("mean_teacher", options, da, src, tgt, ckpt_dir=tmp_path / "b", out_model=tmp_path / "b.pt", **run)
+    a, b = (torch.load(tmp_path / f"{n}.pt", weights_only=True)["model"] for n in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -126,27 +126,6 @@ def test_stages_train_on_two_processes_and_load_single_process(project):
     assert len(list((d / "samples/cond/acgan/images").glob("*.png"))) == 30
 
 
-def _rank_pids(root_pid: int) -> dict[int, int]:
-    """{rank: pid} of torchrun's worker processes under root_pid."""
-    found, todo = {}, [root_pid]
-    while todo:
-        pid = todo.pop()
-        try:
-            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            continue
-        for k in map(int, kids):
-            todo.append(k)
-            try:
-                env = Path(f"/proc/{k}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            for item in env:
-                if item.startswith(b"RANK="):
-                    found[int(item[5:])] = k
-    return found
-
-
 @pytest.mark.slow
 def test_kill9_of_one_rank_then_rerun_resumes(project):
     d = project
@@ -155,20 +134,38 @@ def test_kill9_of_one_rank_then_rerun_resumes(project):
     (d / "params.yaml").write_text(yaml.safe_dump(p))
     cmd = [sys.executable, "stages/train_da.py", "mnistm-usps", "source_only"]
     ckpt = d / "checkpoints/da/mnistm-usps/source_only/seed0/last.pt"
-    proc = subprocess.Popen(cmd, cwd=d, env=_env(GENDA_NPROC="2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 180
-    while not ckpt.exists():
-        assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-        assert time.time() < deadline
-        time.sleep(0.05)
-    pids = _rank_pids(proc.pid)
-    assert set(pids) == {0, 1}, pids
-    os.kill(pids[1], signal.SIGKILL)
-    proc.communicate(timeout=120)
+    # the kill lands at an event, not after a sleep: both ranks pause at step 22 (tests/pause_hook), after the
+    # checkpoint of step 20 and two unsaved steps; each writes its pid, and rank 1's is killed
+    marks = d / "paused"
+    hook = str(Path(__file__).resolve().parent / "pause_hook")
+    env = _env(GENDA_NPROC="2", GENDA_WARM="0", OMP_NUM_THREADS="1", GENDA_TEST_PAUSE_AT="22",
+               GENDA_TEST_PAUSE_DIR=str(marks),
+               PYTHONPATH=os.pathsep.join(filter(None, [hook, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen(cmd, cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300  # generous: a starved machine only makes the wait longer
+        while not all((marks / f"rank{r}.paused").exists() for r in (0, 1)):
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the ranks did not reach step 22"
+            time.sleep(0.05)
+        pids = {r: int((marks / f"rank{r}.paused").read_text()) for r in (0, 1)}
+        assert len(set(pids.values()) | {proc.pid}) == 3, pids
+        os.kill(pids[1], signal.SIGKILL)
+        proc.communicate(timeout=120)
+    except BaseException:  # a failure above: no paused rank may outlive the test
+        for mark in marks.glob("rank*.paused"):
+            try:
+                os.kill(int(mark.read_text()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=60)
+        raise
     assert proc.returncode != 0, "torchrun must fail when a rank is killed"
     assert not (d / "models/da/mnistm-usps/source_only/seed0.pt").exists(), "finished before the kill"
     at_kill = int(load_weights(ckpt)["step"])
-    assert 0 < at_kill < 200
+    assert at_kill == 20
     out = run(cmd, d, env={"GENDA_NPROC": "2", "GENDA_MLFLOW": "0", "GENDA_THREADS": "1"})
     assert f"resumed from step {at_kill}" in out.stdout + out.stderr
     assert (d / "models/da/mnistm-usps/source_only/seed0.pt").exists()

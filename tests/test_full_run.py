@@ -1,4 +1,4 @@
-"""benchmarks/full_run.py (issue 9's full-size run for a GPU): its plan and its summary, without running it
+"""benchmarks/realdata/full_run.py (issue 9's full-size run for a GPU): its plan and its summary, without running it
 (a `--smoke` run on a CPU takes minutes; the stages it calls are tested end to end elsewhere)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[:0] = [str(ROOT / "benchmarks/realdata"), str(ROOT / "benchmarks/tools")]
 import full_run  # noqa: E402
 
 from genda.config import validate  # noqa: E402

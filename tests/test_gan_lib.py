@@ -584,7 +584,8 @@ def test_default_runs_every_face_gan_method_of_the_full_config_at_small_size():
 def test_every_face_gan_config_trains_and_samples(name, tmp_path):
     """Each face-GAN method of the full-size config (losses, tricks, StyleGAN2-lite), shrunk to 3 steps of
     batch 4 on random 64x64 faces: finite losses every step, a checkpoint, a generator that samples."""
-    from genda.gan.train import generate, load_generator, train_gan
+    from genda.gan.sample import generate, load_generator
+    from genda.gan.train import train_gan
 
     cfg = face_gan_config(FULL_FACES, name)
     cfg.update(steps=3, batch_size=4, ngf=8, ndf=8, log_every=1, checkpoint_every=2)

@@ -57,7 +57,7 @@ def project(tmp_path_factory):
 def test_repro_writes_metrics_samples_plots_and_report(project):
     proj = project["proj"]
     stages = ran_stages(project["repro_out"])
-    assert {"prepare", "report", "tsne@mnistm-usps"} | FACE_STAGES <= stages
+    assert {"prepare", "summary", "report", "tsne@mnistm-usps"} | FACE_STAGES <= stages
     assert {f"train_da@mnistm-usps-{s}" for s in ("source_only", "dann", "target_only")} <= stages
     assert COND_STAGES <= stages
     report = (proj / "report/index.md").read_text()
@@ -190,7 +190,7 @@ def test_exp_run_lr_d_reruns_only_the_face_gan(project):
     before = json.loads((proj / "metrics/gan/dcgan_tricks/eval.json").read_text())
     out = run("dvc exp run -S lr_d=5e-5", proj).stdout
     stages = ran_stages(out)
-    assert stages == FACE_STAGES | {"report"}, out
+    assert stages == FACE_STAGES | {"summary", "report"}, out
     assert "lr_d: 5.0e-05" in (proj / "params.yaml").read_text() or "lr_d: 5e-05" in (proj / "params.yaml").read_text()
     after = json.loads((proj / "metrics/gan/dcgan_tricks/eval.json").read_text())
     assert after["fid"] != before["fid"]
@@ -202,9 +202,9 @@ def test_metrics_diff_between_commits(project):
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-qm", "lr_d=5e-5"], proj)
     diff = json.loads(run(["dvc", "metrics", "diff", "HEAD~1", "HEAD", "--json"], proj).stdout)
-    fid = diff["metrics/gan/dcgan_tricks/eval.json"]["fid"]
+    fid = diff["summary/metrics/gan/dcgan_tricks.json"]["fid"]
     assert fid["diff"] != 0 and fid["old"] != fid["new"]
-    assert not any(k.startswith("metrics/da") for k in diff)
+    assert not any(k.startswith("summary/metrics/da") for k in diff)
 
 
 def test_mlflow_runs_have_params_losses_and_tags(project):
@@ -265,7 +265,7 @@ def test_forced_repro_retrains_from_scratch(project):
     assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
     assert [r["target_acc"] for r in before["curve"]] == [r["target_acc"] for r in after["curve"]]
     assert model.read_bytes() == before_bytes and timing.read_text() != timing_before
-    assert ran_stages(run(["dvc", "repro"], proj).stdout) == {"report"}
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) == {"summary", "report"}  # timing files only
     assert json.loads((proj / "metrics/da/mnistm-usps.json").read_text())["dann"]["target_acc"] == acc_before
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == set()
 
@@ -318,7 +318,7 @@ def test_default_pipeline_has_a_branch_for_every_method(tmp_path):
     settings = ("source_only", "dann", "dsn", "mean_teacher", "target_only")
     assert tuple(params["face_gans"]) == gans and tuple(params["da"]["pairs"]) == pairs
     assert tuple(params["da"]["settings"]) == settings
-    expected = ({"prepare", "train_classifier", "report", "fid_reference@faces", "fid_reference@digits"}
+    expected = ({"prepare", "train_classifier", "summary", "report", "fid_reference@faces", "fid_reference@digits"}
                 | {f"{s}@{g}" for s in ("train_gan", "sample_gan", "evaluate_gan") for g in gans}
                 | cond_stages(ALL_COND)
                 | {f"train_da@{p}-{s}" for p in pairs for s in settings}

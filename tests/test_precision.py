@@ -39,7 +39,7 @@ def test_cpu_info_reads_model_vendor_and_the_isa_that_decides_auto(tmp_path):
 
 
 def test_environment_records_the_active_precision():
-    from genda.runtime.device import environment
+    from genda.runtime.records import environment
 
     precision.resolve("bf16", torch.device("cpu"))
     assert environment()["precision"] == "bf16"

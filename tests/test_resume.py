@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,19 @@ from genda.runtime.checkpoint import load_weights
 from genda.train.timing import read_timing
 
 
+PAUSE_HOOK = Path(__file__).resolve().parent / "pause_hook"
+
+
+def wait_for(event, proc: subprocess.Popen, timeout: float) -> None:
+    """Poll `event()` until true; fail if `proc` ends first or after `timeout` seconds (generous: a starved
+    machine only makes this slower)."""
+    deadline = time.monotonic() + timeout
+    while not event():
+        assert proc.poll() is None, "the process ended before the event: " + proc.stdout.read().decode()[-2000:]
+        assert time.monotonic() < deadline, f"no event after {timeout} s"
+        time.sleep(0.05)
+
+
 def _prepare(dest, params):
     prepared_project(dest, params)
 
@@ -20,7 +34,7 @@ def _prepare(dest, params):
 @pytest.mark.parametrize("kind", ["gan", "da"])
 def test_kill9_then_resume_matches_uninterrupted(tmp_path, tiny_params, kind):
     p = tiny_params
-    # long enough that the kill lands mid-run (first checkpoint at 5-10 % of the steps), short enough for CI
+    # long enough for a few checkpoints (and, DA, curve points every 40 steps) before the end, short enough for CI
     n_steps = 60 if kind == "gan" else 150
     p["gan"].update(steps=n_steps, checkpoint_every=4, batch_size=8)
     p["face_gans"]["dcgan"].pop("steps", None)  # the default gives dcgan its own length
@@ -30,27 +44,28 @@ def test_kill9_then_resume_matches_uninterrupted(tmp_path, tiny_params, kind):
     else:
         cmd = ["stages/train_da.py", "mnistm-usps", "dann"]
         ckpt, model = "checkpoints/da/mnistm-usps/dann/seed0/last.pt", "models/da/mnistm-usps/dann/seed0.pt"
-    env = {**os.environ, "GENDA_DEVICE": "cpu", "GENDA_MLFLOW": "0", "OMP_NUM_THREADS": "1",
-           "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    # the kill lands at an event, not after a sleep: the run pauses at step `pause` (tests/pause_hook), after its
+    # checkpoint at `saved` and unsaved steps after it (DA: also after its curve point at step 40)
+    saved, pause = (4, 6) if kind == "gan" else (40, 42)
+    marks = tmp_path / "paused"
+    env = {**os.environ, "GENDA_DEVICE": "cpu", "GENDA_MLFLOW": "0", "OMP_NUM_THREADS": "1", "GENDA_WARM": "0",
+           "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "GENDA_TEST_PAUSE_AT": str(pause),
+           "GENDA_TEST_PAUSE_DIR": str(marks),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(PAUSE_HOOK), os.environ.get("PYTHONPATH")]))}
 
     a = tmp_path / "interrupted"
     _prepare(a, p)
     proc = subprocess.Popen([sys.executable, *cmd], cwd=a, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while not (a / ckpt).exists():
-        assert proc.poll() is None, "training ended before its first checkpoint: " + proc.stdout.read().decode()[-2000:]
-        assert time.time() < deadline
-        time.sleep(0.02)
-    time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    try:
+        wait_for(lambda: (marks / "rank0.paused").exists(), proc, 300)
+        assert int((marks / "rank0.paused").read_text()) == proc.pid
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        out_a = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == -signal.SIGKILL, out_a[-2000:]
     assert not (a / model).exists(), "the run finished before it was killed; test proves nothing"
-    # a kill between Checkpointer.save's rename of last.pt to prev.pt and the new last.pt leaves only prev.pt,
-    # which the resume falls back to (seen once in CI): the step it resumes from is that file's
-    last = a / ckpt
-    step_at_kill = int(load_weights(last if last.exists() else last.with_name("prev.pt"))["step"])
-    assert 0 < step_at_kill < n_steps
+    step_at_kill = int(load_weights(a / ckpt)["step"])
+    assert step_at_kill == saved and 0 < step_at_kill < n_steps
 
     one = {"GENDA_MLFLOW": "0", "OMP_NUM_THREADS": "1"}
     out = run([sys.executable, *cmd], a, env=one).stdout

@@ -5,7 +5,7 @@ import sys
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "benchmarks/tools"))
 import summary  # noqa: E402
 
 REQUIRED = ("value", "target", "command", "params", "commit", "wall_s", "machine")

@@ -56,7 +56,7 @@ def test_curve_table_joins_the_pipeline_layout(tmp_path):
 
 
 def test_concurrent_writers_keep_every_entry(tmp_path):
-    """Seeds of one setting trained in parallel (benchmarks/da_runs.py) write one timing file: every process's
+    """Seeds of one setting trained in parallel (benchmarks/realdata/da_runs.py) write one timing file: every process's
     entries survive, and no writer fails on another's temporary file."""
     import subprocess
     import sys

@@ -49,14 +49,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from genda.choices import DDPM_LOSS_WEIGHTS, DDPM_PREDICTIONS, DDPM_T_SAMPLINGS
 from genda.errors import ConfigError
 
 __all__ = ["DDPMScheduler", "EpsFromV", "PREDICTIONS", "LOSS_WEIGHTS", "T_SAMPLINGS", "sample_ddpm", "sample_ddim",
            "ddim_timesteps"]
 
-PREDICTIONS = ("eps", "v")
-LOSS_WEIGHTS = ("none", "min_snr")
-T_SAMPLINGS = ("uniform", "logit_normal")
+PREDICTIONS, LOSS_WEIGHTS, T_SAMPLINGS = DDPM_PREDICTIONS, DDPM_LOSS_WEIGHTS, DDPM_T_SAMPLINGS
 
 NoiseModel = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 

@@ -1,413 +1,371 @@
-"""params.yaml: one declarative schema, validated in full before any stage does work.
+"""params.yaml as one typed schema: a pydantic model per section, :class:`Params` the whole file.
 
-Every stage calls :func:`load_params`, which reads ``params.yaml`` and checks *every* key against
-:data:`SCHEMA`: an unknown or mistyped key, a wrong type, a value outside its choices or range, or a
-dataset path that does not exist gives one :class:`~genda.errors.ConfigError` that names the key
-(as a dotted path, e.g. ``gan.loss``) and the valid choices.  Defaults live in ``params.yaml`` itself,
-so the file a user edits is the single source of truth; the schema only says what is allowed.
+Defaults live in ``params.yaml`` itself (the file a user edits is the single source of truth), so a field here has no
+default: it says what is allowed. A field with ``= None`` may be left out (its consumer has a default) but, unless
+its type says ``| None``, not set to null. The models are strict (``2`` is no ``"2"``, ``true`` no ``1``; an int is a
+fine float) and forbid unknown keys. Checks that need several keys at once, or the file system, are in
+:mod:`genda.config.load` (``validate``) and :mod:`genda.config.resolve`.
+
+A failed check becomes one :class:`~genda.errors.ConfigError` naming the dotted key (:mod:`genda.config.messages`);
+custom checks here raise :class:`Invalid`, whose message says ``{path}`` where that key goes.
+
+Sections::
+
+    lr_d, lr_g, label_smoothing, seed   the face GANs' most-turned knobs and the global seed (top level)
+    compute      numerics of every trainer and sampler (Compute); training families may override any subset
+    data         which datasets are prepared, and how (Data)
+    gan          face-GAN training settings (Gan); face_gans.<name> overrides any of them (GanOverride)
+    sample       the face-GAN sampler (Sample)
+    evaluate     FID / KID settings (Evaluate)
+    da           domain adaptation: pairs x settings x seeds, shared training settings, da.methods.<setting> (DA)
+    classifier   the digit classifier that scores generated digits (Classifier)
+    cond         shared settings of the conditional generators (Cond); cond_gens.<name> overrides them (CondEntry)
+    cond_sample  the conditional sampler (CondSample)
 """
 from __future__ import annotations
 
-import copy
-import difflib
-import re
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from genda.errors import ConfigError
-from genda.runtime.paths import repo_root, resolve_path  # noqa: F401  (re-exported)
-
-from genda.choices import (  # noqa: E402,F401  (re-exported for the schema's readers)
-    BN_MODES, DA_SETTINGS, DATA_SOURCES, DIGIT_DOMAINS, GAN_ARCHS, GAN_LOSSES, PRECISIONS, USPS_FRAMES, Z_PRIORS)
+from genda.choices import (
+    BN_MODES, COND_METHODS, DA_SETTINGS, DATA_SOURCES, DDPM_LOSS_WEIGHTS, DDPM_PREDICTIONS, DDPM_T_SAMPLINGS,
+    DIFFAUG_OPS, DIGIT_DOMAINS, GAN_ARCHS, GAN_D_NORMS, GAN_LOSSES, GAN_OPTIMIZERS, LR_SCHEDULES, PRECISIONS,
+    USPS_FRAMES, Z_PRIORS)
 
 
-# --------------------------------------------------------------------------- schema nodes
-@dataclass
-class Spec:
-    """One leaf: a type check plus optional choices / bounds / custom check."""
-
-    types: tuple
-    choices: tuple | None = None
-    min: float | None = None
-    max: float | None = None
-    nullable: bool = False
-    check: Callable[[Any, str], None] | None = None
-    required: bool = True
-    help: str = ""
-
-    def validate(self, value: Any, path: str) -> None:
-        if value is None:
-            if self.nullable:
-                return
-            raise ConfigError(f"params: '{path}' must not be empty (expected {self.describe()})")
-        ok_types = self.types
-        # YAML gives ints for "2" and floats for "2.0"/"2e-4"; an int is a fine float.
-        if float in ok_types and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, bool) and bool not in ok_types:
-            raise ConfigError(f"params: '{path}' = {value!r} has the wrong type; expected {self.describe()}")
-        if not isinstance(value, ok_types):
-            raise ConfigError(f"params: '{path}' = {value!r} has the wrong type; expected {self.describe()}")
-        if self.choices is not None and value not in self.choices:
-            raise ConfigError(f"params: '{path}' = {value!r} is not a valid choice; valid: {', '.join(map(str, self.choices))}")
-        if self.min is not None and value < self.min:
-            raise ConfigError(f"params: '{path}' = {value!r} is below its minimum {self.min}")
-        if self.max is not None and value > self.max:
-            raise ConfigError(f"params: '{path}' = {value!r} is above its maximum {self.max}")
-        if self.check is not None:
-            self.check(value, path)
-
-    def describe(self) -> str:
-        names = "/".join(t.__name__ for t in self.types)
-        if self.choices:
-            names += f" in {{{', '.join(map(str, self.choices))}}}"
-        if self.nullable:
-            names += " or null"
-        return names
+class Invalid(ValueError):
+    """A custom check failed; ``{path}`` in the message stands for the dotted key path."""
 
 
-@dataclass
-class Section:
-    """A mapping with a fixed set of keys."""
+class Section(BaseModel):
+    """A mapping with a fixed set of keys: strict types, no unknown keys."""
 
-    fields: dict[str, Any]
-    partial: bool = False  # True: every key optional (method overrides)
-    required: bool = True  # False: the whole section may be absent (its consumers use defaults)
-
-    def validate(self, value: Any, path: str) -> None:
-        if not isinstance(value, dict):
-            raise ConfigError(f"params: '{path or '<root>'}' must be a mapping of keys {sorted(self.fields)}")
-        for key in value:
-            if key not in self.fields:
-                hint = difflib.get_close_matches(str(key), list(self.fields), n=1)
-                sug = f" (did you mean '{hint[0]}'?)" if hint else ""
-                raise ConfigError(
-                    f"params: unknown key '{_join(path, key)}'{sug}; valid keys here: {', '.join(sorted(self.fields))}")
-        for key, spec in self.fields.items():
-            if key in value:
-                spec.validate(value[key], _join(path, key))
-            elif not self.partial and getattr(spec, "required", True):
-                raise ConfigError(f"params: missing key '{_join(path, key)}'; expected {_describe(spec)}")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
 
-@dataclass
-class MapOf:
-    """A mapping from user-chosen names (e.g. method names) to a section."""
-
-    value: Any
-    key_check: Callable[[str, str], None] | None = None
-    required: bool = True
-
-    def validate(self, value: Any, path: str) -> None:
-        if not isinstance(value, dict):
-            raise ConfigError(f"params: '{path}' must be a mapping name -> settings")
-        for k, v in value.items():
-            if self.key_check:
-                self.key_check(k, _join(path, k))
-            self.value.validate(v if v is not None else {}, _join(path, k))
+# --------------------------------------------------------------------------- leaf types
+PosInt = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=0)]  # 0 = off / none
+NonNeg = Annotated[float, Field(ge=0.0)]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-@dataclass
-class ListOf:
-    item: Spec
-    min_len: int = 0
-    required: bool = True
-
-    def validate(self, value: Any, path: str) -> None:
-        if not isinstance(value, list):
-            raise ConfigError(f"params: '{path}' must be a list of {self.item.describe()}")
-        if len(value) < self.min_len:
-            raise ConfigError(f"params: '{path}' needs at least {self.min_len} item(s)")
-        for i, v in enumerate(value):
-            self.item.validate(v, f"{path}[{i}]")
-
-
-def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-def _describe(spec: Any) -> str:
-    return spec.describe() if isinstance(spec, Spec) else type(spec).__name__.lower()
-
-
-# --------------------------------------------------------------------------- custom checks
-def _check_pair(value: str, path: str) -> None:
+def _check_pair(value: str) -> str:
     parts = value.split("-")
     if len(parts) != 2 or any(p not in DIGIT_DOMAINS for p in parts) or parts[0] == parts[1]:
-        raise ConfigError(
-            f"params: '{path}' = {value!r} is not a domain pair 'source-target' with two different domains "
-            f"from: {', '.join(DIGIT_DOMAINS)} (e.g. 'mnistm-usps')")
+        raise Invalid(f"'{{path}}' = {value!r} is not a domain pair 'source-target' with two different domains "
+                      f"from: {', '.join(DIGIT_DOMAINS)} (e.g. 'mnistm-usps')")
+    return value
 
 
-def _check_range2(value: Any, path: str) -> None:
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+def _check_range2(value: list) -> list:
+    if (len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
             or value[0] > value[1]):
-        raise ConfigError(f"params: '{path}' = {value!r} must be a [low, high] pair of numbers with low <= high")
+        raise Invalid(f"'{{path}}' = {value!r} must be a [low, high] pair of numbers with low <= high")
+    return value
 
 
-def _check_name(value: str, path: str) -> None:
-    if not value.replace("_", "").isalnum():
-        raise ConfigError(f"params: '{path}': names may use letters, digits and '_' only")
+def _check_betas(value: list) -> list:
+    if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 1.0
+                                  for v in value):
+        raise Invalid(f"'{{path}}' = {value!r} must be Adam's [beta1, beta2], two numbers in [0, 1)")
+    return value
 
 
-def _check_diffaug(value: str, path: str) -> None:
-    allowed = {"color", "translation", "cutout"}
-    parts = [p for p in value.split(",") if p]
-    bad = [p for p in parts if p not in allowed]
+def _check_diffaug(value: str) -> str:
+    bad = [p for p in value.split(",") if p and p not in DIFFAUG_OPS]
     if bad:
-        raise ConfigError(f"params: '{path}' has unknown DiffAugment op(s) {bad}; valid: {', '.join(sorted(allowed))}")
+        raise Invalid(f"'{{path}}' has unknown DiffAugment op(s) {bad}; valid: {', '.join(sorted(DIFFAUG_OPS))}")
+    return value
 
 
-NUM = (float,)
-INT = (int,)
-POS_INT = dict(types=INT, min=1)
+def _check_name(value: str) -> str:
+    if not value.replace("_", "").isalnum():
+        raise Invalid("'{path}': names may use letters, digits and '_' only")
+    return value
 
 
-def compute_section(override: bool = False, required: bool = False) -> Section:
-    """``compute`` (top level: every trainer and sampler), or with ``override`` the optional ``compute`` key of
-    a training family's section (``da``, ``cond``, ``cond_gens.<name>``, ``gan``, ``face_gans.<name>``): any subset of the same keys, which
-    replace the top-level ones for that family's training (:func:`effective_compute`); ``required``: the key must
-    be present (``{}`` = no override), for a section that a DVC stage tracks key by key."""
-    return Section({
-        "precision": Spec((str,), choices=PRECISIONS,
-                          help="auto (bf16 where the hardware has it natively, else fp32) | fp32 | bf16"),
-        "channels_last": Spec((bool,)),
-    }, partial=override, required=required)
+def _named_entries(value: Any) -> Any:
+    """``face_gans`` / ``cond_gens``: a mapping name -> settings; a null entry is an empty one."""
+    if not isinstance(value, dict):
+        raise Invalid("'{path}' must be a mapping name -> settings")
+    return {k: {} if v is None else v for k, v in value.items()}
 
 
-def effective_compute(params: dict, *overrides: dict | None) -> dict:
-    """The top-level ``compute`` section updated by each override's keys in order (later wins)."""
-    out = dict(params.get("compute") or {})
-    for o in overrides:
-        out.update(o or {})
-    return out
+def _method_options(value: Any) -> Any:
+    """``da.methods``: setting -> options, checked later by the method itself (it knows its options)."""
+    if not isinstance(value, dict):
+        raise Invalid("'{path}' must be a mapping setting -> options")
+    for k, v in value.items():
+        if k not in DA_SETTINGS:
+            raise Invalid(f"unknown key '{{path}}.{k}'; valid keys here: {', '.join(DA_SETTINGS)}")
+        if v is not None and not isinstance(v, dict):
+            raise Invalid(f"'{{path}}.{k}' must be a mapping of method options")
+    return value
 
 
-def _gan_fields() -> dict[str, Any]:
-    """Face-GAN training settings; `face_gans.<name>` may override any of them (and lr_d/lr_g/label_smoothing)."""
-    return {
-        "arch": Spec((str,), choices=GAN_ARCHS),
-        "loss": Spec((str,), choices=GAN_LOSSES),
-        "steps": Spec(**POS_INT),
-        "batch_size": Spec(**POS_INT),
-        "z_dim": Spec(**POS_INT),
-        "z_prior": Spec((str,), choices=Z_PRIORS),
-        "ngf": Spec(**POS_INT),
-        "ndf": Spec(**POS_INT),
-        "d_norm": Spec((str,), choices=("batch", "instance", "layer", "none")),
-        "spectral_norm": Spec((bool,)),
-        "noisy_real": Spec((list,), nullable=True, check=_check_range2),
-        "noisy_fake": Spec((list,), nullable=True, check=_check_range2),
-        "d_steps": Spec(**POS_INT),
-        "g_steps": Spec(**POS_INT),
-        "d_skip_threshold": Spec(NUM, nullable=True, min=0.0),
-        "hflip": Spec((bool,)),
-        "diffaugment": Spec((str,), check=_check_diffaug),
-        "ema_decay": Spec(NUM, nullable=True, min=0.0, max=1.0),
-        "ema_bn_batches": Spec(INT, min=0, required=False,
-                               help="noise batches that recompute the EMA generator's BatchNorm statistics after "
-                                    "training (default 32; 0 = keep the trained G's, genda before 2026-12-01)"),
-        "lr_schedule": Spec((str,), choices=("none", "linear", "cosine", "step")),
-        "opt_d": Spec((str,), choices=("adam", "sgd", "rmsprop")),
-        "opt_g": Spec((str,), choices=("adam", "sgd", "rmsprop")),
-        "beta1": Spec(NUM, min=0.0, max=1.0),
-        "beta2": Spec(NUM, min=0.0, max=1.0),
-        "gp_weight": Spec(NUM, min=0.0),
-        "checkpoint_every": Spec(**POS_INT),
-        "log_every": Spec(**POS_INT),
-        # the face GANs' training numerics ({} or absent: the top-level compute); face_gans.<name>.compute on top
-        "compute": compute_section(override=True),
-    }
+Name = Annotated[str, AfterValidator(_check_name)]
+Range2 = Annotated[list, AfterValidator(_check_range2)]
+Betas = Annotated[list, AfterValidator(_check_betas)]
+DiffAugment = Annotated[str, AfterValidator(_check_diffaug)]
+DomainPair = Annotated[str, AfterValidator(_check_pair)]
+LrSchedule = Literal[LR_SCHEDULES]
 
 
-_GAN_OVERRIDES = dict(_gan_fields())
-_GAN_OVERRIDES.update({
-    "lr_d": Spec(NUM, min=0.0), "lr_g": Spec(NUM, min=0.0),
-    "label_smoothing": Spec(NUM, min=0.0, max=0.5),
-})
-
-class _OptionsMap:
-    """`da.methods.<setting>`: free-form options checked later by the method itself (it knows its options)."""
-
-    required = True
-
-    def validate(self, value: Any, path: str) -> None:
-        if not isinstance(value, dict):
-            raise ConfigError(f"params: '{path}' must be a mapping setting -> options")
-        for k, v in value.items():
-            if k not in DA_SETTINGS:
-                raise ConfigError(f"params: unknown key '{path}.{k}'; valid keys here: {', '.join(DA_SETTINGS)}")
-            if v is not None and not isinstance(v, dict):
-                raise ConfigError(f"params: '{path}.{k}' must be a mapping of method options")
+def partial(model: type[Section], name: str, doc: str, first: dict | None = None, **extra: Any) -> type[Section]:
+    """``model`` with every key optional (an override section), after the ``first`` and before the ``extra`` fields
+    (name -> (type, default)); the order of the fields is the order in which their mistakes are reported."""
+    fields = {k: (f.rebuild_annotation(), Field(None, description=f.description))
+              for k, f in model.model_fields.items()}
+    return create_model(name, __base__=Section, __doc__=doc, **(first or {}), **fields, **extra)
 
 
+# --------------------------------------------------------------------------- sections
+class Compute(Section):
+    """``compute``: numerics of every trainer and sampler (genda.runtime.precision)."""
 
-SCHEMA = Section({
-    # top level: the face-GAN knobs a student turns most (`dvc exp run -S lr_d=5e-5`)
-    "lr_d": Spec(NUM, min=0.0, help="face-GAN discriminator learning rate"),
-    "lr_g": Spec(NUM, min=0.0, help="face-GAN generator learning rate"),
-    "label_smoothing": Spec(NUM, min=0.0, max=0.5, help="one-sided: real target = 1 - s"),
-    "seed": Spec(INT, min=0),
-    "compute": compute_section(),  # genda.runtime.precision: numerics of every trainer and sampler
-    "data": Section({
-        "source": Spec((str,), choices=DATA_SOURCES),
-        "root": Spec((str,)),
-        "domains": ListOf(Spec((str,), choices=DIGIT_DOMAINS), min_len=1),
-        "digit_size": Spec(INT, min=8, max=128),
-        "face_size": Spec(INT, min=16, max=256),
-        "face_crop": Spec(INT, min=16),
-        "face_test_fraction": Spec(NUM, min=0.01, max=0.9),
-        "max_train": Spec(INT, nullable=True, min=1),
-        "max_test": Spec(INT, nullable=True, min=1),
-        "max_faces": Spec(INT, nullable=True, min=2),
-        "faces": Spec((bool,)),
-        "usps_frame": Spec((str,), choices=USPS_FRAMES, required=False),
-    }),
-    "gan": Section(_gan_fields()),
-    "face_gans": MapOf(Section(_GAN_OVERRIDES, partial=True), key_check=_check_name),
-    "sample": Section({
-        "n_images": Spec(**POS_INT),
-        "seed": Spec(INT, min=0),
-        "grid": Spec(**POS_INT),
-        "bn_mode": Spec((str,), choices=BN_MODES, required=False,
-                        help="BatchNorm while sampling: eval (running statistics) | train (batch statistics)"),
-    }),
-    "evaluate": Section({
-        "inception_weights": Spec((str,), nullable=True),
-        "allow_fallback_extractor": Spec((bool,)),
-        "fid_reference": Spec((str,), choices=("test", "train")),
-        "kid_subset_size": Spec(**POS_INT),
-        "batch_size": Spec(**POS_INT),
-    }),
-    "da": Section({
-        "pairs": ListOf(Spec((str,), check=_check_pair), min_len=1),
-        "settings": ListOf(Spec((str,), choices=DA_SETTINGS), min_len=1),
-        "seeds": ListOf(Spec(INT, min=0), min_len=1),
-        "steps": Spec(**POS_INT),
-        "batch_size": Spec(**POS_INT),
-        "optimizer": Spec((str,), choices=("sgd", "adam")),
-        "lr": Spec(NUM, min=0.0),
-        "momentum": Spec(NUM, min=0.0, max=1.0),
-        "weight_decay": Spec(NUM, min=0.0),
-        "lr_anneal": Spec((bool,)),
-        "anneal_alpha": Spec(NUM, min=0.0),
-        "anneal_beta": Spec(NUM, min=0.0),
-        "color_jitter": Spec(NUM, min=0.0, max=1.0),
-        "methods": _OptionsMap(),
-        "checkpoint_every": Spec(**POS_INT),
-        "log_every": Spec(**POS_INT),
-        "eval_every": Spec(INT, min=0,
-                           help="every this many steps: test accuracy on both domains -> the training curve (0 = off)"),
-        "tsne_points": Spec(**POS_INT),
-        # the DA trainings' numerics ({}: the top-level compute). Required, as is eval_every: train_da tracks them
-        "compute": compute_section(override=True, required=True),
-    }),
-})
+    precision: Literal[PRECISIONS] = Field(description="auto (bf16 where the hardware has it natively, else fp32)")
+    channels_last: bool
 
 
+ComputeOverride = partial(
+    Compute, "ComputeOverride",
+    "``compute`` of a training family (da, gan, face_gans.<name>, cond, cond_gens.<name>): any subset of the "
+    "top-level keys, which replace those for that family's training (genda.config.resolve.effective_compute).")
 
 
-# --------------------------------------------------------------------------- loading
+class Data(Section):
+    """``data``: the datasets the prepare stage writes."""
+
+    source: Literal[DATA_SOURCES]
+    root: str = Field(description="dataset folder of npz / course / torchvision, relative to the project")
+    domains: Annotated[list[Literal[DIGIT_DOMAINS]], Field(min_length=1)]
+    digit_size: Annotated[int, Field(ge=8, le=128)]
+    face_size: Annotated[int, Field(ge=16, le=256)]
+    face_crop: Annotated[int, Field(ge=16)]
+    face_test_fraction: Annotated[float, Field(ge=0.01, le=0.9)]
+    max_train: PosInt | None
+    max_test: PosInt | None
+    max_faces: Annotated[int, Field(ge=2)] | None
+    faces: bool
+    usps_frame: Literal[USPS_FRAMES] = None
 
 
-def validate(params: dict, *, check_paths: bool = True, base: Path | None = None) -> dict:
-    """Validate a params dict against :data:`SCHEMA`; returns it unchanged or raises ConfigError."""
-    SCHEMA.validate(params, "")
-    if check_paths:
-        _check_paths(params, base or repo_root())
-    missing = [s for s in params["da"]["settings"] if s not in params["da"]["methods"]]
-    if missing:  # DVC's train_da@<pair>-<setting> stage tracks da.methods.<setting> and would fail after training
-        raise ConfigError(f"params: missing key 'da.methods.{missing[0]}' (da.settings lists '{missing[0]}'); "
-                          f"give it the method's options, or {{}} for its defaults, e.g. '{missing[0]}: {{}}'")
-    if params["data"]["face_crop"] < params["data"]["face_size"] // 4:
-        raise ConfigError("params: 'data.face_crop' is far smaller than 'data.face_size'; "
-                          "crop is taken first, then resized to face_size")
-    return params
+class Gan(Section):
+    """``gan``: face-GAN training settings shared by every ``face_gans`` entry."""
+
+    arch: Literal[GAN_ARCHS]
+    loss: Literal[GAN_LOSSES]
+    steps: PosInt
+    batch_size: PosInt
+    z_dim: PosInt
+    z_prior: Literal[Z_PRIORS]
+    ngf: PosInt
+    ndf: PosInt
+    d_norm: Literal[GAN_D_NORMS]
+    spectral_norm: bool
+    noisy_real: Range2 | None
+    noisy_fake: Range2 | None
+    d_steps: PosInt
+    g_steps: PosInt
+    d_skip_threshold: NonNeg | None
+    hflip: bool
+    diffaugment: DiffAugment
+    ema_decay: Unit | None
+    ema_bn_batches: Count = Field(None, description="noise batches that recompute the EMA generator's BatchNorm "
+                                                    "statistics after training (default 32; 0 = keep the trained G's)")
+    lr_schedule: LrSchedule
+    opt_d: Literal[GAN_OPTIMIZERS]
+    opt_g: Literal[GAN_OPTIMIZERS]
+    beta1: Unit
+    beta2: Unit
+    gp_weight: NonNeg
+    checkpoint_every: PosInt
+    log_every: PosInt
+    compute: ComputeOverride = Field(None, description="the face GANs' training numerics (default: top level)")
 
 
-def _check_paths(params: dict, base: Path) -> None:
-    data = params["data"]
-    if data["source"] in ("npz", "course"):
-        root = resolve_path(data["root"], base)
-        if not root.exists():
-            raise ConfigError(
-                f"params: 'data.root' = {data['root']!r} does not exist (resolved to {root}); source "
-                f"'{data['source']}' reads its dataset from there. Point it at your data folder, "
-                f"e.g. ../shared/data, or use data.source: embedded")
-    w = params["evaluate"]["inception_weights"]
-    if w and not resolve_path(w, base).exists():
-        raise ConfigError(f"params: 'evaluate.inception_weights' = {w!r} does not exist")
-    for pair in params["da"]["pairs"]:
-        for d in pair.split("-"):
-            if d not in data["domains"]:
-                raise ConfigError(
-                    f"params: 'da.pairs' uses domain '{d}' but 'data.domains' does not prepare it; "
-                    f"prepared domains: {', '.join(data['domains'])}")
+LabelSmoothing = Annotated[float, Field(ge=0.0, le=0.5)]
+
+GanOverride = partial(
+    Gan, "GanOverride",
+    "``face_gans.<name>``: one face-GAN method (one DVC foreach branch); any ``gan`` key and the top-level lrs / "
+    "label smoothing, overriding them for this method (genda.config.resolve.face_gan_config).",
+    lr_d=(NonNeg, None), lr_g=(NonNeg, None), label_smoothing=(LabelSmoothing, None))
 
 
+class Sample(Section):
+    """``sample``: the face-GAN sampler (course format: n_images fixed-seed PNGs)."""
+
+    n_images: PosInt
+    seed: Count
+    grid: PosInt
+    bn_mode: Literal[BN_MODES] = Field(None, description="BatchNorm while sampling: eval (running statistics) | "
+                                                         "train (batch statistics)")
 
 
-class _Yaml12FloatLoader(yaml.SafeLoader):
-    """PyYAML follows YAML 1.1, where ``5e-05`` (no dot, as ``dvc exp run -S lr_d=5e-5`` writes it) is a
-    string; YAML 1.2 and DVC read it as a float. This loader adds the 1.2 float forms."""
+class Evaluate(Section):
+    """``evaluate``: FID / KID of generated images."""
+
+    inception_weights: str | None
+    allow_fallback_extractor: bool
+    fid_reference: Literal["test", "train"]
+    kid_subset_size: PosInt
+    batch_size: PosInt
 
 
-_Yaml12FloatLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+class DA(Section):
+    """``da``: domain adaptation, one training per pair x setting (x seed), shared settings, per-method options."""
+
+    pairs: Annotated[list[DomainPair], Field(min_length=1)]
+    settings: Annotated[list[Literal[DA_SETTINGS]], Field(min_length=1)]
+    seeds: Annotated[list[Count], Field(min_length=1)]
+    steps: PosInt
+    batch_size: PosInt
+    optimizer: Literal["sgd", "adam"]
+    lr: NonNeg
+    momentum: Unit
+    weight_decay: NonNeg
+    lr_anneal: bool
+    anneal_alpha: NonNeg
+    anneal_beta: NonNeg
+    color_jitter: Unit
+    methods: Annotated[dict[Literal[DA_SETTINGS], dict[str, Any] | None], BeforeValidator(_method_options)] = \
+        Field(description="setting -> the method's options ({} = its defaults); genda.da.methods checks them")
+    checkpoint_every: PosInt
+    log_every: PosInt
+    eval_every: Count = Field(description="test accuracy on both domains every this many steps (0 = off)")
+    tsne_points: PosInt
+    compute: ComputeOverride = Field(description="the DA trainings' numerics ({}: the top level); required, as "
+                                                 "train_da tracks it")
 
 
-def read_yaml(path: Path) -> dict:
-    """A params file as DVC reads it (YAML 1.2 floats such as ``5e-05``)."""
-    return yaml.load(Path(path).read_text(), Loader=_Yaml12FloatLoader) or {}
+class Classifier(Section):
+    """``classifier``: the digit classifier that scores generated digits (stage train_classifier)."""
+
+    domain: Literal[DIGIT_DOMAINS]
+    steps: PosInt
+    batch_size: PosInt
+    lr: NonNeg
+    weight_decay: NonNeg
+    width: Annotated[int, Field(ge=4)] = Field(description="channels of the first conv block (x2, x4 after)")
+    max_shift: Annotated[float, Field(ge=0.0, le=0.5)] = Field(description="translation, fraction of the side")
+    max_rotate: Annotated[float, Field(ge=0.0, le=45.0)] = Field(description="rotation, degrees")
+    max_scale: Annotated[float, Field(ge=0.0, le=0.5)] = Field(description="zoom factor in [1-s, 1+s]")
+    color_jitter: Unit
+    checkpoint_every: PosInt
+    log_every: PosInt
+    attr_steps: Count = Field(description="steps of the face-attribute classifier for attr_acgan (0 = skip)")
 
 
-def load_params(path: str | Path | None = None, *, check_paths: bool = True) -> dict:
-    """Read and validate params.yaml (default: $GENDA_PARAMS, else the project's params.yaml)."""
-    path = Path(path or os.environ.get("GENDA_PARAMS") or repo_root() / "params.yaml")
-    if not path.exists():
-        raise ConfigError(f"params file not found: {path}")
-    try:
-        params = read_yaml(path)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"params file {path} is not valid YAML: {e}") from None
-    return validate(params, check_paths=check_paths, base=repo_root())
+class Cond(Section):
+    """``cond``: settings shared by every conditional generator (acgan, ddpm, attr_acgan, tag_cdcgan)."""
+
+    # every method
+    domain: Literal[DIGIT_DOMAINS]
+    steps: PosInt
+    batch_size: PosInt
+    checkpoint_every: PosInt
+    log_every: PosInt
+    lr_schedule: LrSchedule
+    curve_every: Count = Field(None, description="acgan / ddpm: sample curve_per_class digits per class every this "
+                                                 "many steps for the accuracy curve (0 = off)")
+    curve_per_class: PosInt = None
+    curve_ddim_steps: Annotated[int, Field(ge=1, le=50)] = Field(None, description="ddpm: DDIM steps of the curve")
+    curve_guide_w: NonNeg = Field(None, description="ddpm: guidance weight of the curve's snapshots")
+    ema_decay: Unit | None
+    ema_bn_batches: Count = None
+    # the GANs (acgan, attr_acgan, tag_cdcgan)
+    loss: Literal["bce", "wgan_gp"]
+    lr_d: NonNeg
+    lr_g: NonNeg
+    betas: Betas
+    z_dim: PosInt
+    ngf: PosInt
+    ndf: PosInt
+    d_norm: Literal["batch", "layer", "none"]
+    dropout: Annotated[float, Field(ge=0.0, le=0.9)]
+    d_steps: PosInt
+    gp_weight: NonNeg
+    aux_weight: NonNeg
+    aux_fake_d: bool
+    attribute: str = Field(description="attr_acgan: the binary face attribute to condition on")
+    embed_dim: PosInt
+    tag_source: Literal["faces", "synthetic"]
+    synthetic_tag_dims: Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=1)]
+    # DDPM
+    lr: NonNeg
+    denoiser: Literal["context_unet", "film_unet"]
+    prediction: Literal[DDPM_PREDICTIONS]
+    n_feat: Annotated[int, Field(ge=8)]
+    T: Annotated[int, Field(ge=2)]
+    beta_start: Unit
+    beta_end: Unit
+    p_uncond: Unit
+    loss_weight: Literal[DDPM_LOSS_WEIGHTS] = None
+    min_snr_gamma: Annotated[float, Field(ge=0.1)] = None
+    t_sampling: Literal[DDPM_T_SAMPLINGS] = None
+    t_logit_mean: float = None
+    t_logit_std: Annotated[float, Field(ge=0.01)] = None
+    compute: ComputeOverride = None
 
 
-def face_gan_config(params: dict, name: str) -> dict:
-    """Effective settings of face-GAN method `name`: `gan` + top-level lrs/smoothing + its overrides.
-
-    ``cfg["compute"]``: the training numerics, the top-level ``compute`` updated by ``gan.compute`` and then
-    ``face_gans.<name>.compute`` (:func:`effective_compute`); sampling keeps the top-level section."""
-    if name not in params["face_gans"]:
-        raise ConfigError(f"unknown face GAN '{name}'; defined in params.face_gans: {', '.join(params['face_gans'])}")
-    cfg = copy.deepcopy(params["gan"])
-    cfg.update(lr_d=params["lr_d"], lr_g=params["lr_g"], label_smoothing=params["label_smoothing"])
-    entry = params["face_gans"][name] or {}
-    cfg.update(entry)
-    cfg["compute"] = effective_compute(params, params["gan"].get("compute"), entry.get("compute"))
-    return cfg
+CondEntry = partial(
+    Cond, "CondEntry",
+    "``cond_gens.<name>``: one conditional generator (one DVC foreach branch): its ``method`` (may be left out when "
+    "the name is a method) and any ``cond`` key, overriding it (genda.config.resolve.cond_config).",
+    first={"method": (Literal[COND_METHODS], None)})
 
 
-def da_setting_config(params: dict, setting: str) -> tuple[dict, dict]:
-    """(shared DA settings, method options) for one DA setting."""
-    if setting not in params["da"]["settings"] and setting not in DA_SETTINGS:
-        raise ConfigError(f"unknown DA setting '{setting}'; valid: {', '.join(DA_SETTINGS)}")
-    da = {k: v for k, v in params["da"].items() if k not in ("methods", "compute")}
-    return da, dict(params["da"]["methods"].get(setting) or {})
+def _entries_have_methods(value: dict) -> dict:
+    for name, entry in value.items():
+        if entry.method is None and name not in COND_METHODS:
+            raise Invalid(f"'{{path}}.{name}' needs a 'method' ({', '.join(COND_METHODS)}); only entries "
+                          f"named after a method may leave it out")
+    return value
 
 
-# Conditional generation (ACGAN, DDPM, attribute ACGAN, tag cDCGAN) adds its own top-level sections.
-from genda.config.cond import COND_FIELDS  # noqa: E402  (needs the classes above
+class CondSample(Section):
+    """``cond_sample``: the conditional sampler (stage sample_cond)."""
 
-SCHEMA.fields.update(COND_FIELDS)
+    n_per_class: PosInt
+    n_images: PosInt
+    seed: Count
+    grid_per_class: PosInt
+    batch_size: PosInt
+    guide_w: NonNeg = Field(description="ddpm: classifier-free guidance weight w")
+    sampler: Literal["ddim", "ddpm"]
+    ddim_steps: Annotated[int, Field(ge=1, le=50)] = Field(description="DDIM steps (<= 50; and <= the model's T)")
+    ddim_eta: Unit
+    reverse_frames: Annotated[int, Field(ge=2, le=20)]
+    bn_mode: Literal[BN_MODES] = None
+
+
+NamedGans = Annotated[dict[Name, GanOverride], BeforeValidator(_named_entries)]
+NamedConds = Annotated[dict[Name, CondEntry], BeforeValidator(_named_entries), AfterValidator(_entries_have_methods)]
+
+
+class Params(Section):
+    """The whole params file."""
+
+    lr_d: NonNeg = Field(description="face-GAN discriminator learning rate")
+    lr_g: NonNeg = Field(description="face-GAN generator learning rate")
+    label_smoothing: LabelSmoothing = Field(description="one-sided: real target = 1 - s")
+    seed: Count
+    compute: Compute = None
+    data: Data
+    gan: Gan
+    face_gans: NamedGans
+    sample: Sample
+    evaluate: Evaluate
+    da: DA
+    classifier: Classifier
+    cond: Cond
+    cond_gens: NamedConds
+    cond_sample: CondSample
+
+
+SCHEMA = Params
+# the sections of conditional generation (issue 3)
+COND_FIELDS = {name: Params.model_fields[name] for name in ("classifier", "cond", "cond_gens", "cond_sample")}

@@ -16,20 +16,18 @@ stay on the device as uint8 and are jittered in batches (ColorJitter-like) on th
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 
 from genda.runtime import distributed
 from genda.train import optim
-from genda.runtime.checkpoint import Checkpointer, load_weights, save_atomic
+from genda.runtime.checkpoint import load_weights, save_atomic
 from genda.data.augment import color_jitter
 from genda.data.store import BatchStream
-from genda.runtime.precision import Compute
-from genda.rng import fingerprint, seed_everything
 from genda.da.grl import annealed_lr
 from genda.data.tensors import predict_labels, to_float_images
+from genda.train.loop import TrainLoop, setup, share
 from genda.train.timing import split_curve, write_timing
 
 SUPERVISED = {"source_only": ("source_only", "source"), "target_only": ("source_only", "target"),
@@ -62,10 +60,8 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
     from genda.da.methods import build_method
 
     method_name, labelled, uses_target = setting_plan(setting)
-    gen = seed_everything(seed)
-    c = Compute(compute, device)
+    gen, c = setup(seed, compute, device)
     model = c.module(build_method(method_name, n_classes=10, **options).to(device))
-    distributed.broadcast_modules(model)
     lab = src if labelled == "source" else tgt
     xs_all, ys_all = lab["x_train"].to(device), lab["y_train"].to(device)
     xt_all = tgt["x_train"].to(device) if uses_target else None
@@ -76,51 +72,32 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
         opt = optim.build("sgd", groups, lr=da["lr"], momentum=da["momentum"], weight_decay=da["weight_decay"])
     else:
         opt = optim.build("adam", groups, lr=da["lr"], weight_decay=da["weight_decay"])
-    distributed.sync_optimizer(opt)
+    share((model,), (opt,))
     steps = da["steps"]
-    eval_every = da.get("eval_every") or 0
-    ck = Checkpointer(ckpt_dir, da["checkpoint_every"], fingerprint(
-        {"setting": setting, "options": options, "seed": seed, "compute": c.record(),
-         "da": {k: v for k, v in da.items() if k not in ("eval_every", "log_every", "checkpoint_every")},
-         "n": [len(xs_all), 0 if xt_all is None else len(xt_all)]}), total=steps)
-    start, history, curve, wall0 = 0, [], [], 0.0
-    resumed = ck.load(device)
-    if resumed:
-        start, st = resumed
+
+    def restore(st: dict) -> None:
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
-        gen.set_state(st["gen"].cpu()); history = list(st["history"])
-        curve, wall0 = list(st.get("curve", [])), float(st.get("wall_s", 0.0))
-        print(f"[train_da] resumed from step {start} ({ck.path})")
-    eval_s = 0.0  # seconds spent on curve evaluations since this (re)start, excluded from wall_s
+        model.set_rng_state(st.get("method_rng", {}))  # older checkpoints: none kept
 
-    def wall() -> float:
-        return wall0 + time.time() - t0 - eval_s
+    loop = TrainLoop("train_da", steps=steps, log_every=da["log_every"], gen=gen, device=device, ckpt_dir=ckpt_dir,
+                     checkpoint_every=da["checkpoint_every"], settings={
+                         "setting": setting, "options": options, "seed": seed, "compute": c.record(),
+                         "da": {k: v for k, v in da.items() if k not in ("eval_every", "log_every", "checkpoint_every")},
+                         "n": [len(xs_all), 0 if xt_all is None else len(xt_all)]},
+                     state=lambda: {"model": model.state_dict(), "opt": opt.state_dict(),
+                                    "method_rng": model.rng_state()}, restore=restore,
+                     tracker=tracker, metric_prefix=f"seed{seed}/", progress=progress, desc=f"train_da {setting}",
+                     postfix={"loss": "loss"}, timed_curve=True)
 
-    def state() -> dict:
-        return {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "history": history,
-                "curve": curve, "wall_s": wall()}
-
-    def score(done: int) -> None:
-        nonlocal eval_s
-        te = time.time()
+    def score(done: int) -> dict:
         acc = lambda d: float((predict_labels(model, d["x_test"], device, head="classify") == d["y_test"]).float().mean())  # noqa: E731,E501
-        row = {"step": done, "wall_s": round(wall(), 2), "target_acc": acc(tgt), "source_acc": acc(src)}
-        curve.append(row)
-        if tracker:
-            tracker.log_metrics({f"seed{seed}/curve_{k}": v for k, v in row.items() if k != "step"}, step=done)
-        eval_s += time.time() - te
+        return {"target_acc": acc(tgt), "source_acc": acc(src)}
 
-    from tqdm import tqdm
-
-    t0 = time.time()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train_da {setting}",
-               disable=not (progress and distributed.is_main()), mininterval=5)
-    for step in bar:
+    def step_fn(step: int):
         p = step / max(1, steps - 1)
         scale = annealed_lr(1.0, p, da["anneal_alpha"], da["anneal_beta"]) if da["lr_anneal"] else 1.0
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * scale
-        lr = da["lr"] * scale
         model.train()
         idx = s_stream.indices(step)
         xs = c.images(color_jitter(to_float_images(xs_all[idx]), da["color_jitter"], gen))
@@ -134,25 +111,19 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
         loss.backward()
         opt.step()
         model.after_optimizer_step()
-        done = step + 1
-        if done % da["log_every"] == 0 or done == steps:
-            row = {"step": done, "loss": float(loss.detach()), "lr": lr, **{k: float(v) for k, v in logs.items()}}
-            history.append(row)
-            bar.set_postfix(loss=f"{row['loss']:.3f}")
-            if tracker:
-                tracker.log_metrics({f"seed{seed}/{k}": v for k, v in row.items() if k != "step"}, step=done)
-        if eval_every and distributed.is_main() and (done % eval_every == 0 or done == steps):
-            score(done)
-        if ck.due(done) and done < steps:
-            ck.save(done, state())
-    train_s, (rows, curve_wall_s) = wall(), split_curve(curve)
+        return loss, da["lr"] * scale, logs
+
+    def row_fn(out) -> dict:
+        loss, lr, logs = out
+        return {"loss": float(loss.detach()), "lr": lr, **{k: float(v) for k, v in logs.items()}}
+
+    history = loop.run(step_fn, row_fn, curve_fn=score, curve_every=da.get("eval_every") or 0, log_curve=True)
+    train_s, (rows, curve_wall_s) = loop.wall(), split_curve(loop.curve)
     save_atomic({"method": method_name, "options": options, "setting": setting, "seed": seed,
                  "model": model.state_dict(), "curve": rows, "compute": c.record()}, out_model)
     if out_timing is not None and distributed.is_main():
         write_timing(out_timing, Path(out_model).name, train_seconds=train_s, curve_wall_s=curve_wall_s)
-    ck.save(steps, state())
-    if tracker:
-        tracker.log_metrics({f"seed{seed}/train_seconds": time.time() - t0}, step=steps)
+    loop.finish()
     return history
 
 

@@ -1,12 +1,33 @@
-"""Batched image augmentation on the training device (no PIL, no per-sample Python).
+"""Batched, on-device image augmentation (no PIL, no per-sample Python), every kind the pipeline uses:
 
-All random factors are drawn on the CPU from the caller's ``torch.Generator`` and then moved, so a
-seed gives the same augmentation on CPU and GPU.  Images are float [B,C,H,W] in [-1, 1].
+* colour jitter of the DA trainings (:func:`color_jitter`), the digit classifier's affine + colour jitter
+  (:func:`affine_jitter`);
+* the face GANs' horizontal flip and DiffAugment (:func:`random_hflip`, :func:`diff_augment`);
+* the mean teacher's stochastic views (:func:`augment_batch`: :func:`random_affine`, :func:`intensity_jitter`,
+  :func:`gaussian_noise`).
+
+Images are float [B, C, H, W] in [-1, 1]; every function returns the shape it got, with random parameters per
+sample drawn from the caller's ``torch.Generator`` (a fixed seed reproduces the draws). Colour jitter, flips and
+DiffAugment draw on the generator's device (CPU in the pipeline) and move the numbers, so a seed gives the same
+augmentation on CPU and GPU; the self-ensembling views draw on ``x.device`` from a generator living there.
+
+Self-ensembling views (mean teacher):
+
+* :func:`random_affine`: :math:`\\theta_i = [\\,I + \\sigma_A N_i \\mid t_i\\,]`, ``N_i`` [2, 2] standard normal,
+  ``t_i`` uniform in ±``translate_px`` pixels; applied with ``F.affine_grid`` + bilinear ``grid_sample``
+  (border padding). Matches the "small random affine" augmentation of French et al. (2018).
+* :func:`intensity_jitter`: :math:`x' = s\\,(g x + o)` with gain ``g`` ∈ 1 ± ``gain``, offset ``o`` ∈ ±``offset``
+  (per channel = colour jitter, or per image) and ``s = -1`` with probability ``invert_prob`` (inversion).
+* :func:`gaussian_noise`: :math:`x' = x + \\sigma\\,\\epsilon`, ε standard normal per pixel.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from genda.choices import DIFFAUG_OPS
 from genda.errors import ConfigError
@@ -49,6 +70,29 @@ def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator | 
     return out.clamp_(-1, 1).view_as(x)
 
 
+
+
+def affine_jitter(x: Tensor, *, max_shift: float, max_rotate: float, max_scale: float, color: float,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """The digit classifier's augmentation: a random affine (rotation, zoom, shift) + colour jitter, per image,
+    batched on ``x.device``.
+
+    With ``a ~ U(-r, r)`` (radians), ``k ~ U(1-s, 1+s)``, ``t ~ U(-2·shift, 2·shift)^2`` (the grid spans
+    [-1, 1], so a shift of ``shift`` sides is ``2·shift`` grid units) the sampling grid is
+    ``p' = R(a) p / k + t``.  Factors are drawn on the CPU from ``generator``.
+
+    Shapes: float ``[B, C, H, W]`` in ``[-1, 1]`` -> same.
+    """
+    B = x.shape[0]
+    u = torch.rand(B, 4, generator=generator)
+    a = (u[:, 0] * 2 - 1) * math.radians(max_rotate)
+    k = 1.0 + (u[:, 1] * 2 - 1) * max_scale
+    t = (u[:, 2:] * 2 - 1) * 2 * max_shift
+    cos, sin = torch.cos(a) / k, torch.sin(a) / k
+    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
+    y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return color_jitter(y, color, generator)
 
 
 # ----------------------------------------------------------------------------- DiffAugment (GAN training)
@@ -120,3 +164,72 @@ def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout", *,
     for name in names:
         x = _AUG_FNS[name](x, generator)
     return x
+
+
+# ----------------------------------------------------------------------------- self-ensembling views (mean teacher)
+def _symmetric(shape: tuple[int, ...], x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """U(-1, 1) samples of ``shape`` on x's device and dtype."""
+    return torch.rand(shape, generator=generator, device=x.device, dtype=x.dtype) * 2.0 - 1.0
+
+
+def random_affine(
+    x: Tensor, affine_std: float = 0.1, translate_px: float = 2.0, generator: torch.Generator | None = None
+) -> Tensor:
+    """Random per-sample affine warp: [B, C, H, W] -> [B, C, H, W]."""
+    b, _, h, w = x.shape
+    eye = torch.eye(2, device=x.device, dtype=x.dtype).expand(b, 2, 2)
+    a = eye + affine_std * torch.randn((b, 2, 2), generator=generator, device=x.device, dtype=x.dtype)
+    # normalised coordinates span 2 over W (resp. H) pixels: one pixel = 2/W
+    scale = torch.tensor([2.0 * translate_px / w, 2.0 * translate_px / h], device=x.device, dtype=x.dtype)
+    t = _symmetric((b, 2), x, generator) * scale
+    theta = torch.cat([a, t.unsqueeze(2)], dim=2)  # [B, 2, 3]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def intensity_jitter(
+    x: Tensor,
+    gain: float = 0.25,
+    offset: float = 0.25,
+    invert_prob: float = 0.0,
+    per_channel: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Random gain/offset (colour jitter if ``per_channel``) and optional inversion: [B,C,H,W] -> same."""
+    b, c = x.shape[:2]
+    shape = (b, c if per_channel else 1, 1, 1)
+    g = 1.0 + gain * _symmetric(shape, x, generator)
+    o = offset * _symmetric(shape, x, generator)
+    x = x * g + o
+    if invert_prob > 0:
+        flip = torch.rand((b, 1, 1, 1), generator=generator, device=x.device, dtype=x.dtype) < invert_prob
+        x = torch.where(flip, -x, x)
+    return x
+
+
+def gaussian_noise(x: Tensor, std: float = 0.1, generator: torch.Generator | None = None) -> Tensor:
+    """Additive per-pixel Gaussian noise of standard deviation ``std``."""
+    if std <= 0:
+        return x
+    return x + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Parameters of :func:`augment_batch` (0 disables a component)."""
+
+    affine_std: float = 0.1
+    translate_px: float = 2.0
+    gain: float = 0.25
+    offset: float = 0.25
+    invert_prob: float = 0.0
+    noise_std: float = 0.1
+
+
+def augment_batch(x: Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> Tensor:
+    """Affine warp, then intensity/colour jitter, then Gaussian noise: [B,C,H,W] -> [B,C,H,W]."""
+    if cfg.affine_std > 0 or cfg.translate_px > 0:
+        x = random_affine(x, cfg.affine_std, cfg.translate_px, generator)
+    if cfg.gain > 0 or cfg.offset > 0 or cfg.invert_prob > 0:
+        x = intensity_jitter(x, cfg.gain, cfg.offset, cfg.invert_prob, True, generator)
+    return gaussian_noise(x, cfg.noise_std, generator)

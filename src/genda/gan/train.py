@@ -13,55 +13,28 @@ generator whose state is checkpointed, so an interrupted run resumes bit-for-bit
 """
 from __future__ import annotations
 
-import csv
-import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from genda.runtime import distributed
-from genda.runtime.checkpoint import Checkpointer, save_atomic
+from genda.runtime.checkpoint import save_atomic
 from genda.data.store import BatchStream
+from genda.gan.networks import build_discriminator, build_generator
+from genda.gan.sample import run_generator
 from genda.gan.tricks import EMA, EMA_BN_BATCHES, real_fake_targets, should_skip_d
 from genda.data.augment import diff_augment, random_hflip
 from genda.train.optim import make_optimizer, make_scheduler
 from genda.rng import sample_z
 from genda.gan.losses import GANLoss, gradient_penalty
-from genda.rng import fingerprint, seed_everything
+from genda.train.loop import TrainLoop, setup, share, write_history  # noqa: F401  (write_history: re-exported)
 from genda.data.tensors import to_float_images
 
 
-def build_generator(cfg: dict) -> nn.Module:
-    if cfg["arch"] == "stylegan2_lite":
-        from genda.gan.models.stylegan2_lite import StyleGAN2LiteGenerator
-
-        return StyleGAN2LiteGenerator(z_dim=cfg["z_dim"])
-    from genda.gan.models.dcgan import DCGANGenerator, init_dcgan_weights
-
-    g = DCGANGenerator(z_dim=cfg["z_dim"], ngf=cfg["ngf"])
-    g.apply(init_dcgan_weights)
-    return g
 
 
-def build_discriminator(cfg: dict) -> nn.Module:
-    if cfg["arch"] == "stylegan2_lite":
-        from genda.gan.models.stylegan2_lite import StyleGAN2LiteDiscriminator
-
-        return StyleGAN2LiteDiscriminator()
-    from genda.gan.models.dcgan import DCGANDiscriminator, init_dcgan_weights
-
-    d = DCGANDiscriminator(ndf=cfg["ndf"], norm=cfg["d_norm"], spectral=cfg["spectral_norm"])
-    d.apply(init_dcgan_weights)
-    return d
 
 
-def run_generator(G: nn.Module, z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """G(z), with G's noise inputs (StyleGAN2-lite) drawn from ``generator`` too, so that fixed-seed samples
-    and resumed trainings are reproducible."""
-    if getattr(G, "takes_noise_generator", False):
-        return G(z, noise_generator=generator)
-    return G(z)
 
 
 def _pair(v):
@@ -73,18 +46,15 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
               compute: dict | None = None) -> list[dict]:
     """Train G and D on uint8 images [N,3,H,W]; save G (EMA G if enabled) to `out_model`. ``compute``: the
     params section of :mod:`genda.runtime.precision` (its autocast wraps each forward pass and loss; backward passes and
-    optimiser steps run outside it); None: ``cfg["compute"]`` (:func:`genda.config.schema.face_gan_config`), else fp32.
+    optimiser steps run outside it); None: ``cfg["compute"]`` (:func:`genda.config.face_gan_config`), else fp32.
+    Resume, logging and checkpoints: :class:`genda.train.loop.TrainLoop`.
 
     Returns the loss history (one row per `log_every` iterations)."""
-    gen = seed_everything(seed)
-    from genda.runtime.precision import Compute
-
-    c = Compute(compute if compute is not None else cfg.get("compute"), device)
+    gen, c = setup(seed, compute if compute is not None else cfg.get("compute"), device)
     G, D = c.module(build_generator(cfg).to(device)), c.module(build_discriminator(cfg).to(device))
-    distributed.broadcast_modules(G, D)
     opt_g = make_optimizer(G.parameters(), cfg["opt_g"], cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
     opt_d = make_optimizer(D.parameters(), cfg["opt_d"], cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]))
-    distributed.sync_optimizer(opt_g, opt_d)
+    share((G, D), (opt_g, opt_d))
     sch_g = make_scheduler(opt_g, cfg["lr_schedule"], cfg["steps"])
     sch_d = make_scheduler(opt_d, cfg["lr_schedule"], cfg["steps"])
     loss = GANLoss(cfg["loss"], gp_weight=cfg["gp_weight"])
@@ -94,40 +64,31 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
     policy = cfg["diffaugment"]
     aug = (lambda t: diff_augment(t, policy, generator=gen)) if policy else (lambda t: t)
 
-    ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"],
-                      fingerprint({"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:]),
-                                   "compute": c.record()}), total=cfg["steps"])
-    history: list[dict] = []
-    start = 0
-    resumed = ck.load(device)
-    if resumed:
-        start, st = resumed
+    def restore(st: dict) -> None:
         G.load_state_dict(st["G"]); D.load_state_dict(st["D"])
         opt_g.load_state_dict(st["opt_g"]); opt_d.load_state_dict(st["opt_d"])
         if sch_g:
             sch_g.load_state_dict(st["sch_g"]); sch_d.load_state_dict(st["sch_d"])
         if ema:
             ema.load_state_dict(st["ema"])
-        gen.set_state(st["gen"].cpu())  # checkpoints load onto `device`; generator states live on the CPU
-        history = list(st["history"])
-        print(f"[train_gan] resumed from step {start} ({ck.path})")
 
     def state() -> dict:
         return {"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                 "sch_g": sch_g.state_dict() if sch_g else {}, "sch_d": sch_d.state_dict() if sch_d else {},
-                "ema": ema.state_dict() if ema else {}, "gen": gen.get_state(), "history": history}
+                "ema": ema.state_dict() if ema else {}}
 
+    loop = TrainLoop("train_gan", steps=cfg["steps"], log_every=cfg["log_every"], gen=gen, device=device,
+                     ckpt_dir=ckpt_dir, checkpoint_every=cfg["checkpoint_every"], state=state, restore=restore,
+                     settings={"cfg": cfg, "seed": seed, "n": len(x), "shape": list(x.shape[1:]),
+                               "compute": c.record()}, tracker=tracker, progress=progress)
     bs, zd = stream.batch_size, cfg["z_dim"]
     last_d = float("inf")
-    t0 = time.time()
-    from tqdm import tqdm
 
-    bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc="train_gan",
-               disable=not (progress and distributed.is_main()), mininterval=5)
-    for step in bar:
+    def step_fn(step: int):
         # Autocast covers forward passes and losses only. Its weight cache (a bf16 copy of each parameter, made once
         # per autocast region) would otherwise outlive opt_d.step(): the G step would be scored by the D from
         # before D's update, in bf16 only.
+        nonlocal last_d
         G.train(); D.train()
         skipped = 0
         for k in range(cfg["d_steps"]):
@@ -165,17 +126,15 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
                 ema.update(G)
         if sch_g:
             sch_g.step(); sch_d.step()
-        done = step + 1
-        if done % cfg["log_every"] == 0 or done == cfg["steps"]:
-            row = {"step": done, "loss_d": last_d, "loss_g": float(g_loss.detach()),
-                   "d_real": float(d_real.detach().mean()), "d_fake": float(d_fake.detach().mean()),
-                   "d_skipped": skipped, "lr_d": opt_d.param_groups[0]["lr"], "lr_g": opt_g.param_groups[0]["lr"]}
-            history.append(row)
-            bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}")
-            if tracker:
-                tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=done)
-        if ck.due(done) and done < cfg["steps"]:
-            ck.save(done, state())
+        return g_loss, d_real, d_fake, skipped
+
+    def row_fn(out) -> dict:
+        g_loss, d_real, d_fake, skipped = out
+        return {"loss_d": last_d, "loss_g": float(g_loss.detach()), "d_real": float(d_real.detach().mean()),
+                "d_fake": float(d_fake.detach().mean()), "d_skipped": skipped,
+                "lr_d": opt_d.param_groups[0]["lr"], "lr_g": opt_g.param_groups[0]["lr"]}
+
+    history = loop.run(step_fn, row_fn)
     if ema:  # the EMA copy's BatchNorm statistics from its own activations (gan_tricks.EMA.standing_bn_stats)
         with c.autocast():
             ema.standing_bn_stats(lambda net, g: run_generator(net, sample_z(bs, zd, cfg["z_prior"], generator=g)
@@ -183,53 +142,9 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
                                   cfg.get("ema_bn_batches", EMA_BN_BATCHES), seed)
     final = ema.model if ema else G
     save_atomic({"G": final.state_dict(), "cfg": cfg, "steps": cfg["steps"], "seed": seed}, out_model)
-    ck.save(cfg["steps"], state())
-    if loss_csv:
-        write_history(history, loss_csv)
-    if tracker:
-        tracker.log_metrics({"train_seconds": time.time() - t0}, step=cfg["steps"])
+    loop.finish(loss_csv)
     return history
 
 
-def write_history(history: list[dict], path: Path) -> None:
-    if not distributed.is_main():
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not history:
-        path.write_text("step\n")
-        return
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(history[0]))
-        w.writeheader()
-        w.writerows(history)
 
 
-def load_generator(path: Path, device: torch.device) -> tuple[nn.Module, dict]:
-    from genda.runtime.checkpoint import load_weights
-
-    ck = load_weights(path, map_location=device)
-    G = build_generator(ck["cfg"]).to(device)
-    G.load_state_dict(ck["G"])
-    G.eval()
-    return G, ck["cfg"]
-
-
-@torch.no_grad()
-def generate(G: nn.Module, cfg: dict, n: int, seed: int, device: torch.device, batch: int = 250,
-             bn_mode: str = "eval", compute: dict | None = None) -> torch.Tensor:
-    """n images as uint8 [n,3,H,W] from z drawn with a fixed-seed CPU generator (same on CPU/GPU);
-    ``bn_mode``: see :mod:`genda.gan.bn_mode` (with ``train``, BN statistics of each batch of ``batch``);
-    ``compute``: the :mod:`genda.runtime.precision` params section."""
-    from genda.runtime.precision import Compute
-    from genda.data.tensors import to_uint8_images
-    from genda.gan.bn_mode import sampling_mode
-
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    c = Compute(compute, device)
-    with sampling_mode(c.module(G), bn_mode), c.autocast():
-        for i in range(0, n, batch):
-            z = sample_z(min(batch, n - i), cfg["z_dim"], cfg["z_prior"], generator=g).to(device)
-            out.append(to_uint8_images(run_generator(G, z, g)).cpu())
-    return torch.cat(out)

@@ -17,31 +17,28 @@ Network (:class:`DigitClassifier`, width ``w``; shapes for 28x28)::
 applied before the linear head.)
 
 Training (:func:`train_classifier`): AdamW, cosine-annealed learning rate, cross-entropy; every
-batch is augmented on the device (:func:`augment_batch`): a random affine map per image (rotation
+batch is augmented on the device (:func:`genda.data.augment.affine_jitter`): a random affine map per image (rotation
 ``U(-r, r)`` degrees, zoom ``U(1-s, 1+s)``, shift ``U(-t, t)`` of the side, via ``affine_grid`` /
 ``grid_sample`` with border padding) followed by colour jitter.  All random numbers come from one
 seeded CPU generator; checkpoints make an interrupted run resume bit-for-bit on the CPU.
 """
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genda.runtime import distributed
 from genda.train import optim
-from genda.runtime.checkpoint import Checkpointer, load_weights, save_atomic
-from genda.data.augment import color_jitter
+from genda.runtime.checkpoint import load_weights, save_atomic
+from genda.data.augment import affine_jitter
 from genda.data.store import BatchStream
 from genda.errors import DataError
-from genda.rng import fingerprint, seed_everything
+from genda.train.loop import TrainLoop, setup, share
 from genda.data.tensors import to_float_images
 
-__all__ = ["DigitClassifier", "augment_batch", "train_classifier", "load_classifier", "predict", "accuracy_report"]
+__all__ = ["DigitClassifier", "train_classifier", "load_classifier", "accuracy_report"]
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -68,26 +65,6 @@ class DigitClassifier(nn.Module):
         return self.head(self.features(x).mean(dim=(2, 3)))
 
 
-def augment_batch(x: Tensor, *, max_shift: float, max_rotate: float, max_scale: float, color: float,
-                  generator: torch.Generator | None = None) -> Tensor:
-    """Random affine + colour jitter, per image, batched on ``x.device``.
-
-    With ``a ~ U(-r, r)`` (radians), ``k ~ U(1-s, 1+s)``, ``t ~ U(-2·shift, 2·shift)^2`` (the grid spans
-    [-1, 1], so a shift of ``shift`` sides is ``2·shift`` grid units) the sampling grid is
-    ``p' = R(a) p / k + t``.  Factors are drawn on the CPU from ``generator``.
-
-    Shapes: float ``[B, C, H, W]`` in ``[-1, 1]`` -> same.
-    """
-    B = x.shape[0]
-    u = torch.rand(B, 4, generator=generator)
-    a = (u[:, 0] * 2 - 1) * math.radians(max_rotate)
-    k = 1.0 + (u[:, 1] * 2 - 1) * max_scale
-    t = (u[:, 2:] * 2 - 1) * 2 * max_shift
-    cos, sin = torch.cos(a) / k, torch.sin(a) / k
-    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
-    y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return color_jitter(y, color, generator)
 
 
 def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: int = 10, seed: int,
@@ -102,44 +79,32 @@ def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: 
     ``out_model`` if given. ``compute``: the params section of :mod:`genda.runtime.precision`."""
     if len(x_train) != len(y_train):
         raise DataError(f"{tag}: {len(x_train)} images but {len(y_train)} labels")
-    gen = seed_everything(seed)
-    from genda.runtime.precision import Compute
-
-    c = Compute(compute, device)
+    gen, c = setup(seed, compute, device)
     model = c.module(DigitClassifier(n_classes, cfg["width"]).to(device))
     opt = optim.build("adamw", model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    distributed.broadcast_modules(model)
-    distributed.sync_optimizer(opt)
+    share((model,), (opt,))
     sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["steps"])
     x, y = x_train.to(device), y_train.to(device)
     stream = BatchStream(len(x), cfg["batch_size"], seed, device)
     keys = ("steps", "batch_size", "lr", "weight_decay", "width", "max_shift", "max_rotate", "max_scale",
             "color_jitter", "checkpoint_every")
-    ck = Checkpointer(ckpt_dir, cfg["checkpoint_every"], fingerprint(
-        {"cfg": {k: cfg[k] for k in keys}, "seed": seed, "n": len(x), "shape": list(x.shape[1:]),
-         "k": n_classes, "compute": c.record()}), total=cfg["steps"]) if ckpt_dir is not None else None
-    start, history = 0, []
-    resumed = ck.load(device) if ck else None
-    if resumed:
-        start, st = resumed
+
+    def restore(st: dict) -> None:
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); sch.load_state_dict(st["sch"])
-        gen.set_state(st["gen"].cpu()); history = list(st["history"])
-        print(f"[{tag}] resumed from step {start} ({ck.path})")
 
-    def state() -> dict:
-        return {"model": model.state_dict(), "opt": opt.state_dict(), "sch": sch.state_dict(),
-                "gen": gen.get_state(), "history": history}
+    loop = TrainLoop(tag, steps=cfg["steps"], log_every=cfg["log_every"], gen=gen, device=device, ckpt_dir=ckpt_dir,
+                     checkpoint_every=cfg["checkpoint_every"], settings={
+                         "cfg": {k: cfg[k] for k in keys}, "seed": seed, "n": len(x), "shape": list(x.shape[1:]),
+                         "k": n_classes, "compute": c.record()},
+                     state=lambda: {"model": model.state_dict(), "opt": opt.state_dict(), "sch": sch.state_dict()},
+                     restore=restore, tracker=tracker, progress=progress, postfix={"loss": "loss", "acc": "train_acc"})
+    correct, seen = torch.zeros((), device=device), 0  # training accuracy since the last logged step
 
-    from tqdm import tqdm
-
-    t0 = time.time()
-    bar = tqdm(range(start, cfg["steps"]), initial=start, total=cfg["steps"], desc=tag,
-               disable=not (progress and distributed.is_main()), mininterval=5)
-    correct, seen = torch.zeros((), device=device), 0
-    for step in bar:
+    def step_fn(step: int):
+        nonlocal correct, seen
         model.train()
         idx = stream.indices(step)
-        xb = augment_batch(to_float_images(x[idx]), max_shift=cfg["max_shift"], max_rotate=cfg["max_rotate"],
+        xb = affine_jitter(to_float_images(x[idx]), max_shift=cfg["max_shift"], max_rotate=cfg["max_rotate"],
                            max_scale=cfg["max_scale"], color=cfg["color_jitter"], generator=gen)
         with c.autocast():
             logits = model(c.images(xb))
@@ -150,24 +115,19 @@ def train_classifier(cfg: dict, x_train: Tensor, y_train: Tensor, *, n_classes: 
         sch.step()
         correct += (logits.detach().argmax(1) == y[idx]).sum()
         seen += len(idx)
-        done = step + 1
-        if done % cfg["log_every"] == 0 or done == cfg["steps"]:
-            row = {"step": done, "loss": float(loss.detach()), "train_acc": float(correct) / max(1, seen),
-                   "lr": opt.param_groups[0]["lr"]}
-            correct, seen = torch.zeros((), device=device), 0
-            history.append(row)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.3f}")
-            if tracker:
-                tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=done)
-        if ck and ck.due(done) and done < cfg["steps"]:
-            ck.save(done, state())
+        return loss
+
+    def row_fn(loss) -> dict:
+        nonlocal correct, seen
+        row = {"loss": float(loss.detach()), "train_acc": float(correct) / max(1, seen), "lr": opt.param_groups[0]["lr"]}
+        correct, seen = torch.zeros((), device=device), 0
+        return row
+
+    history = loop.run(step_fn, row_fn)
     model.eval()
     if out_model is not None:
         save_atomic({"model": model.state_dict(), "cfg": dict(cfg), "n_classes": n_classes, "seed": seed}, out_model)
-    if ck:
-        ck.save(cfg["steps"], state())
-    if tracker:
-        tracker.log_metrics({"train_seconds": time.time() - t0}, step=cfg["steps"])
+    loop.finish()
     return model, history
 
 

@@ -14,7 +14,7 @@ for (a 64x64 CelebA crop's face is ~40 px).
 
 Why the border: a tight 64x64 crop puts the face box (with the margin the cascade was trained with) at or
 beyond the image edge, where no search window fits. Calibration on 500 real CelebA 64x64 crops and three
-non-face sets (``python benchmarks/face_rate_calibration.py``, ``benchmarks/results/face_rate_calibration.json``):
+non-face sets (``python benchmarks/ab/face_rate_calibration.py``, ``benchmarks/results/face_rate_calibration.json``):
 without a border, minNeighbors 3 (genda until 2026-12-01) finds 87.2 % of the real faces and fires on 7.3 %
 of upside-down faces and 3.7 % of patch-shuffled ones (300 each); a 1/16 border (4 px) with minNeighbors 6
 finds 90.6 % of the real faces with 7.7 % and 1.7 % on the two negatives and none on noise (the rule: the most real faces found

@@ -16,7 +16,7 @@ page faults inside the convolutions, on the compute threads. :func:`keep_heap` s
 so after the first step the buffers are reused without page faults. It changes no number a step computes (only
 where its memory comes from), so results are bit-identical; the process keeps up to ~1 GiB of freed heap instead
 of returning it (peak RSS +0-8 %). Measured on the 2-core AMD EPYC Zen 5, bare training steps at 2 threads
-(``python benchmarks/allocator_speed.py``, ``benchmarks/results/allocator_speed_amd_zen5.json``): DANN at batch
+(``python benchmarks/speed/allocator_speed.py``, ``benchmarks/results/allocator_speed_amd_zen5.json``): DANN at batch
 128 + 128 1.21x in bf16 (8.2k -> 0.5k page faults per step) and 1.51x in fp32 (22.9k -> 0.8k), ACGAN ~1.2x,
 DCGAN 64x64 1.03-1.05x, the DDPM's FiLMUnet 1.00x. Every stage calls it (:func:`genda.runtime.stage.run`), and so does
 every :class:`genda.runtime.precision.Compute` on the CPU (the trainers' and samplers'); ``GENDA_MALLOC=default`` leaves

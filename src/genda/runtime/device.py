@@ -1,10 +1,11 @@
-"""The device a stage runs on (`GENDA_DEVICE`), the CPU it finds, and the environment record written next to every metric."""
+"""The device a stage runs on (``GENDA_DEVICE``) and the CPU it finds (model, vendor, instruction sets)."""
 from __future__ import annotations
 
 import os
 
 import torch
 
+from genda.errors import ConfigError
 from genda.runtime.threads import thread_count
 
 
@@ -31,26 +32,6 @@ def cpu_info(path: str = "/proc/cpuinfo") -> dict:
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
-def environment(precision: str | None = None) -> dict:
-    """What produced a number: versions, device, CPU ISA, threads, processes, precision.
-
-    Written next to every metric (``env`` in ``metrics/**.json``) and as ``env.*`` tags of every MLflow run."""
-    import platform
-
-    from genda.runtime.allocator import applied
-    from genda.runtime.distributed import world_size
-    from genda.runtime.precision import active
-
-    precision = precision or active()
-
-    dev = get_device()
-    env = {"torch": torch.__version__, "cuda": torch.version.cuda or "none",
-           "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-           "threads": torch.get_num_threads(), "world_size": world_size(), "precision": precision,
-           "python": platform.python_version(), "platform": platform.platform(terse=True),
-           "malloc": "keep_heap" if applied() else "default"}
-    env.update(cpu_info())
-    return env
 
 
 def get_device() -> torch.device:
@@ -59,7 +40,17 @@ def get_device() -> torch.device:
     from genda.runtime.distributed import local_rank, world_size
 
     want = os.environ.get("GENDA_DEVICE", "auto")
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if want == "auto" else want)
+    if want == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(want)
+        except RuntimeError:
+            raise ConfigError(f"GENDA_DEVICE={want!r} is not a device; valid: auto, cpu, cuda, cuda:N") from None
+        if dev.type not in ("cpu", "cuda"):
+            raise ConfigError(f"GENDA_DEVICE={want!r}: genda runs on cpu or cuda; valid: auto, cpu, cuda, cuda:N")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"GENDA_DEVICE={want!r} but this machine has no CUDA device; use cpu or auto")
     if dev.type == "cuda" and world_size() > 1:
         dev = torch.device("cuda", local_rank())  # torchrun: one GPU per local rank
     n = thread_count()

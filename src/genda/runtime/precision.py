@@ -4,7 +4,7 @@
   :func:`torch.autocast` with ``torch.bfloat16`` (weights, optimiser state and the backward's accumulation stay
   fp32: mixed precision, no loss scaling needed for bf16). ``auto`` is ``bf16`` where bf16 matrix math was
   measured faster than fp32 (:func:`bf16_pays`) and ``fp32`` elsewhere. Measured one thread per process,
-  ``benchmarks/precision_speed.py``:
+  ``benchmarks/speed/precision_speed.py``:
 
   - AVX2-only CPU: bf16 is emulated, a DANN step of batch 64+64 took 1.76 s against 0.21-0.25 s in fp32 on an
     AMD EPYC (``benchmarks/results/precision_avx2.json``) -> fp32.

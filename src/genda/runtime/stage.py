@@ -15,11 +15,11 @@ def run(main: Callable[[], None], *, distributed: bool = False) -> None:
     from genda.runtime.threads import pin_threads_env
 
     forkserver.handoff()  # GENDA_WARM=1: run in the warm fork server and exit with its status (genda.runtime.forkserver)
-    pin_threads_env()
-    from genda.runtime.allocator import keep_heap
-
-    keep_heap()  # tensor buffers stay in the C heap between steps (genda.runtime.allocator)
     try:
+        pin_threads_env()  # a bad GENDA_THREADS is a user error like any other
+        from genda.runtime.allocator import keep_heap
+
+        keep_heap()  # tensor buffers stay in the C heap between steps (genda.runtime.allocator)
         if distributed:
             from genda.runtime import distributed as dist
 

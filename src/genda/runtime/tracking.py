@@ -49,7 +49,7 @@ def git_commit(root: Path) -> tuple[str, bool]:
 
 def tracking_uri(root: Path | None = None) -> str:
     """``$MLFLOW_TRACKING_URI``, else ``sqlite:///<project>/mlflow.db`` (project: ``$DVC_ROOT``, else ``root``, else
-    :func:`genda.config.schema.repo_root`)."""
+    :func:`genda.runtime.paths.repo_root`)."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     if not (os.environ.get("DVC_ROOT") or root):
@@ -216,7 +216,7 @@ class Tracker:
     def __exit__(self, exc_type, exc, tb) -> None:
         self.flush()
         if self.enabled and "torch" in sys.modules:  # the stage has imported torch by now: record where it ran
-            from genda.runtime.device import environment
+            from genda.runtime.records import environment
 
             self.set_tags({f"env.{k}": v for k, v in flatten(environment()).items()})
         self._send(op="end", status="FINISHED" if exc_type is None else "FAILED")

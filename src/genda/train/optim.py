@@ -5,7 +5,7 @@ single-tensor path, a Python loop that launches one kernel per operation per par
 path computes the same update with the same elementwise kernels, so the weights are **bit-identical**
 (``tests/test_optim.py`` checks Adam, AdamW, SGD with momentum and RMSprop with weight decay, parameter groups
 and a schedule), only with less per-tensor overhead. Measured on the 2-core AMD EPYC Zen 5, 2 threads, one
-``step()`` (``python benchmarks/optimizer_step.py``, ``benchmarks/results/optimizer_step_amd_zen5.json``):
+``step()`` (``python benchmarks/speed/optimizer_step.py``, ``benchmarks/results/optimizer_step_amd_zen5.json``):
 1.13-1.44x faster for every trainer's networks, e.g. the DDPM FiLMUnet's Adam (99 tensors, 597k parameters)
 3.47 -> 2.89 ms of a ~46 ms step.
 

@@ -39,7 +39,7 @@ def split_curve(curve: list[dict]) -> tuple[list[dict], list[list[float]]]:
 def write_timing(path: Path, model_file: str, *, train_seconds: float, curve_wall_s: list[list[float]]) -> None:
     """Add (or replace) ``model_file``'s entry in the timing JSON ``path``; other entries are kept.
 
-    Safe when several processes train the seeds of one setting at once (``benchmarks/da_runs.py``): the
+    Safe when several processes train the seeds of one setting at once (``benchmarks/realdata/da_runs.py``): the
     read-modify-write holds an exclusive lock on the folder. An existing file that is not a timing JSON is a
     DataError naming it."""
     path = Path(path)

@@ -150,6 +150,14 @@ class DAMethod(nn.Module):
         """Parameters that receive gradients (excludes e.g. an EMA teacher)."""
         return (p for p in self.parameters() if p.requires_grad)
 
+    def rng_state(self) -> dict:
+        """Random state the method keeps outside the global generators (e.g. its own augmentation generator), for
+        the trainer's checkpoint: a resumed run must continue the same draws. Default: none."""
+        return {}
+
+    def set_rng_state(self, state: dict) -> None:
+        """Restore what :meth:`rng_state` returned."""
+
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """Optimiser parameter groups; default: all trainable parameters at ``lr``.
 

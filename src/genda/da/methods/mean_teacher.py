@@ -13,7 +13,7 @@ embedded MNIST-M→USPS pair (3 seeds) the ramp changed nothing beyond seed nois
 150 SGD steps, 95.2 ± 0.9 → 95.1 ± 0.6 % at 400 Adam steps (``benchmarks/results/ab_da_recipe_embedded.json``).
 
 For a source batch :math:`(x^s, y^s)` and a target batch :math:`x^t` ([B_t, 3, 28, 28]) two independent
-stochastic augmentations :math:`a_1, a_2` (:mod:`~genda.da.methods.augment`: random affine, colour jitter,
+stochastic augmentations :math:`a_1, a_2` (:mod:`~genda.data.augment`: random affine, colour jitter,
 Gaussian noise; plus dropout in both networks) give student and teacher class probabilities
 :math:`z_i = \\mathrm{softmax}(f_\\theta(a_1(x^t_i)))`,
 :math:`\\tilde z_i = \\mathrm{softmax}(f_{\\theta'}(a_2(x^t_i)))`
@@ -37,7 +37,7 @@ Options:
     ema_decay (0.99): δ.   ema_warmup (False): ramp δ_t as above.   conf_threshold (0.968): τ.   consistency_weight (3.0): w_cons.
     class_balance (0.005): w_bal.   augment_source (True): also augment the source batch (one view).
     affine_std (0.1), translate_px (2.0), gain (0.25), offset (0.25), invert_prob (0.0), noise_std (0.1):
-        augmentation, see :class:`~genda.da.methods.augment.AugmentConfig`.
+        augmentation, see :class:`~genda.data.augment.AugmentConfig`.
     seed (None): seed of the augmentation generator; None draws it from the global torch RNG on first use
         (so ``torch.manual_seed`` makes runs reproducible).
     classifier_layers (2), dropout (0.5): network, see ``source_only``.
@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genda.da.methods.augment import AugmentConfig, augment_batch
+from genda.data.augment import AugmentConfig, augment_batch
 from genda.da.methods.base import DAMethod, accuracy, register, to_floats
 from genda.da.methods.source_only import DIGIT_NET_DEFAULTS, build_digit_net, check_digit_net_options
 
@@ -155,8 +155,19 @@ class MeanTeacher(DAMethod):
             self._generators[key] = g
         return self._generators[key]
 
+    def rng_state(self) -> dict:
+        """The augmentation seed and each device's generator state (not model state: the model file keeps none)."""
+        return {"seed": self._seed, "generators": {k: g.get_state() for k, g in self._generators.items()}}
+
+    def set_rng_state(self, state: dict) -> None:
+        self._seed = state["seed"]
+        for key, s in state["generators"].items():
+            g = torch.Generator(device=key)
+            g.set_state(s)
+            self._generators[key] = g
+
     def augment(self, x: Tensor) -> Tensor:
-        """One stochastic view of ``x`` [B, 3, H, W] (see :mod:`~genda.da.methods.augment`)."""
+        """One stochastic view of ``x`` [B, 3, H, W] (see :mod:`~genda.data.augment`)."""
         return augment_batch(x, self.augment_cfg, self.generator(x.device))
 
     # ------------------------------------------------------------ training

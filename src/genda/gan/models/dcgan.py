@@ -29,9 +29,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
+from genda.choices import GAN_D_NORMS
 from genda.errors import ConfigError
 
-NORMS = ("batch", "instance", "layer", "none")
+NORMS = GAN_D_NORMS
 
 
 class DCGANGenerator(nn.Module):

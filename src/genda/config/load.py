@@ -1,0 +1,79 @@
+"""Reading and validating a params file, in full, before any stage does work.
+
+Every stage calls :func:`load_params`, which reads ``params.yaml`` (or ``$GENDA_PARAMS``; an overlay that
+``extends`` a base is composed onto it, :mod:`genda.config.profiles`) and checks *every* key against the schema
+(:mod:`genda.config.schema`): an unknown or mistyped key, a wrong type, a value outside its choices or range, or a
+dataset path that does not exist gives one :class:`~genda.errors.ConfigError` that names the key (as a dotted path,
+e.g. ``gan.loss``) and the valid choices. The params come back as the plain dict read from the file.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from genda.config.messages import config_error
+from genda.config.profiles import read_params
+from genda.config.schema import Params
+from genda.errors import ConfigError
+from genda.runtime.paths import repo_root, resolve_path
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A params file as DVC reads it (YAML 1.2 floats such as ``5e-05``), unvalidated; an overlay that ``extends``
+    a base: composed onto it."""
+    return read_params(path)
+
+
+def load_params(path: str | Path | None = None, *, check_paths: bool = True) -> dict:
+    """Read and validate params.yaml (default: $GENDA_PARAMS, else the project's params.yaml)."""
+    path = Path(path or os.environ.get("GENDA_PARAMS") or repo_root() / "params.yaml")
+    if not path.exists():
+        raise ConfigError(f"params file not found: {path}")
+    try:
+        params = read_yaml(path)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"params file {path} is not valid YAML: {e}") from None
+    return validate(params, check_paths=check_paths, base=repo_root())
+
+
+def validate(params: dict, *, check_paths: bool = True, base: Path | None = None) -> dict:
+    """Check a params dict against the schema, then the checks that need several keys or the file system (paths
+    relative to ``base``, default the project root); returns ``params`` itself, unchanged, or raises ConfigError."""
+    try:
+        Params.model_validate(params)
+    except ValidationError as e:
+        raise config_error(e, params) from None
+    if check_paths:
+        _check_paths(params, base or repo_root())
+    missing = [s for s in params["da"]["settings"] if s not in params["da"]["methods"]]
+    if missing:  # DVC's train_da@<pair>-<setting> stage tracks da.methods.<setting> and would fail after training
+        raise ConfigError(f"params: missing key 'da.methods.{missing[0]}' (da.settings lists '{missing[0]}'); "
+                          f"give it the method's options, or {{}} for its defaults, e.g. '{missing[0]}: {{}}'")
+    if params["data"]["face_crop"] < params["data"]["face_size"] // 4:
+        raise ConfigError("params: 'data.face_crop' is far smaller than 'data.face_size'; "
+                          "crop is taken first, then resized to face_size")
+    return params
+
+
+def _check_paths(params: dict, base: Path) -> None:
+    """The dataset folder, the Inception weights and the domains the DA pairs use exist."""
+    data = params["data"]
+    if data["source"] in ("npz", "course"):
+        root = resolve_path(data["root"], base)
+        if not root.exists():
+            raise ConfigError(
+                f"params: 'data.root' = {data['root']!r} does not exist (resolved to {root}); source "
+                f"'{data['source']}' reads its dataset from there. Point it at your data folder, "
+                f"e.g. ../shared/data, or use data.source: embedded")
+    w = params["evaluate"]["inception_weights"]
+    if w and not resolve_path(w, base).exists():
+        raise ConfigError(f"params: 'evaluate.inception_weights' = {w!r} does not exist")
+    for pair in params["da"]["pairs"]:
+        for d in pair.split("-"):
+            if d not in data["domains"]:
+                raise ConfigError(
+                    f"params: 'da.pairs' uses domain '{d}' but 'data.domains' does not prepare it; "
+                    f"prepared domains: {', '.join(data['domains'])}")

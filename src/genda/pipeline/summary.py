@@ -1,0 +1,103 @@
+"""The headline results of a run: one small JSON per method (DVC metrics, so ``dvc metrics show`` fits a terminal)
+and the same numbers as one Markdown table (the README's results table).
+
+Every row file holds a few keys from one short vocabulary, so ``dvc metrics show`` prints one line per method and
+one column per key:
+
+* ``acc``: the method's accuracy — the classifier's real test accuracy, a conditional generator's generated-digit
+  (or requested-attribute / lowest tag-group) accuracy by the pipeline's classifier, a DA setting's target test
+  accuracy (mean over seeds);
+* ``src``: a DA setting's source test accuracy (mean over seeds);
+* ``fid``, ``kid``, ``is``: FID, KID and Inception Score of the generated images (extractor named in the detailed
+  metrics JSON);
+* ``faces``: the fraction of generated faces the face detector finds.
+
+The detailed JSONs (``metrics/**``) stay as they are, plain outputs of their stages.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from genda.errors import DataError
+from genda.runtime.records import write_json
+
+DIGITS = 4  # decimals kept in the row files (acc, kid, faces)
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"summary: {path} is missing (run the stage that writes it)") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"summary: {path} is not valid JSON ({e})") from None
+
+
+def _r(v, nd: int = DIGITS):
+    return None if v is None else round(float(v), nd)
+
+
+def _image_scores(m: dict) -> dict:
+    return {"fid": _r(m.get("fid"), 2), "kid": _r(m.get("kid_mean")), "is": _r(m.get("is_mean"), 2),
+            "faces": _r(m.get("face_rate"))}
+
+
+def rows(params: dict, root: Path = Path(".")) -> dict[str, dict]:
+    """``{"<family>/<name>": {key: value}}`` for every method of the run, from the detailed metrics under
+    ``root/metrics``; keys with no value for a method are left out."""
+    m = root / "metrics"
+    out: dict[str, dict] = {"classifier": {"acc": _r(_load(m / "classifier.json")["test_acc"])}}
+    for name in params["face_gans"]:
+        out[f"gan/{name}"] = _image_scores(_load(m / "gan" / name / "eval.json"))
+    for name in params["cond_gens"]:
+        c = _load(m / "cond" / f"{name}.json")
+        acc = c.get("accuracy", c.get("attr_accuracy", c.get("tag_accuracy")))
+        # digits: FID in the pipeline classifier's feature space (its KID/IS by a face extractor mean little)
+        row = {"acc": _r(acc), "fid": _r(c["digit_fid"], 2)} if "digit_fid" in c else {"acc": _r(acc), **_image_scores(c)}
+        out[f"cond/{name}"] = row
+    for pair in params["da"]["pairs"]:
+        d = _load(m / "da" / f"{pair}.json")
+        for setting in params["da"]["settings"]:
+            if setting not in d:
+                raise DataError(f"summary: {m / 'da' / f'{pair}.json'} has no setting {setting!r}")
+            out[f"da/{pair}/{setting}"] = {"acc": _r(d[setting]["target_acc"]), "src": _r(d[setting]["source_acc"])}
+    return {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in out.items()}
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+def _num(v, fmt: str = "{:.2f}") -> str:
+    return "–" if v is None else fmt.format(v)
+
+
+def table(params: dict, rows_: dict[str, dict]) -> str:
+    """The Markdown tables of :func:`rows` (face GANs, conditional generators, domain adaptation)."""
+    n_seeds = len(params["da"]["seeds"])
+    lines = ["| face GAN | FID | KID | IS | faces detected |", "|---|---|---|---|---|"]
+    lines += [f"| {k.split('/', 1)[1]} | {_num(r.get('fid'))} | {_num(r.get('kid'), '{:.4f}')} | {_num(r.get('is'))} "
+              f"| {_pct(r.get('faces'))} |" for k, r in rows_.items() if k.startswith("gan/")]
+    lines += ["", f"| conditional generator | accuracy | FID | faces detected |", "|---|---|---|---|"]
+    lines += [f"| {k.split('/', 1)[1]} | {_pct(r.get('acc'))} | {_num(r.get('fid'))} | {_pct(r.get('faces'))} |"
+              for k, r in rows_.items() if k.startswith("cond/")]
+    lines += ["", f"| DA pair | setting | target accuracy | source accuracy |", "|---|---|---|---|"]
+    lines += [f"| {k.split('/')[1]} | {k.split('/')[2]} | {_pct(r['acc'])} | {_pct(r['src'])} |"
+              for k, r in rows_.items() if k.startswith("da/")]
+    lines += ["", f"Digit classifier (scores the generated digits): {_pct(rows_['classifier']['acc'])} real test "
+                  f"accuracy. DA accuracies: mean over {n_seeds} seed{'s' if n_seeds > 1 else ''}. Conditional digits: "
+                  "FID in the classifier's feature space; faces: FID by the extractor named in `metrics/`."]
+    return "\n".join(lines) + "\n"
+
+
+def write(params: dict, root: Path = Path("."), out: Path = Path("summary")) -> dict[str, dict]:
+    """Write ``out/metrics/<row>.json`` for every row (the folder is rewritten: no stale rows) and
+    ``out/table.md``."""
+    r = rows(params, root)
+    shutil.rmtree(out / "metrics", ignore_errors=True)
+    for key, values in r.items():
+        write_json(values, out / "metrics" / f"{key}.json")
+    (out / "table.md").write_text(table(params, r))
+    return r

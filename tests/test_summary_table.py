@@ -1,0 +1,82 @@
+"""The headline results (genda.pipeline.summary, stage `summary`): small per-method metrics files that keep
+`dvc metrics show` readable, and the README's results table, generated and in sync."""
+import json
+
+import pytest
+
+from conftest import ROOT
+from genda.config import load_params
+from genda.errors import DataError
+from genda.pipeline import summary
+
+
+def _fixture(root):
+    m = root / "metrics"
+    (m / "gan" / "g1").mkdir(parents=True)
+    (m / "cond").mkdir()
+    (m / "da").mkdir()
+    (m / "classifier.json").write_text(json.dumps({"test_acc": 0.97214}))
+    (m / "gan" / "g1" / "eval.json").write_text(json.dumps(
+        {"fid": 10.1303, "kid_mean": 0.011675, "is_mean": 5.9978, "face_rate": 0.56, "extractor": "x"}))
+    (m / "cond" / "acgan.json").write_text(json.dumps({"accuracy": 0.911, "digit_fid": 12.0986, "fid": 3.04}))
+    (m / "cond" / "attr.json").write_text(json.dumps({"attr_accuracy": 0.83, "fid": 116.03, "face_rate": 0.024}))
+    (m / "da" / "a-b.json").write_text(json.dumps({"dann": {"target_acc": 0.95543, "source_acc": 0.869},
+                                                   "source_only": {"target_acc": 0.9, "source_acc": 0.86}}))
+    return {"face_gans": {"g1": {}}, "cond_gens": {"acgan": {}, "attr": {}},
+            "da": {"pairs": ["a-b"], "settings": ["source_only", "dann"], "seeds": [0, 1, 2]}}
+
+
+def test_rows_and_table_from_a_fixture(tmp_path):
+    params = _fixture(tmp_path)
+    r = summary.write(params, tmp_path, tmp_path / "summary")
+    assert r == {"classifier": {"acc": 0.9721},
+                 "gan/g1": {"fid": 10.13, "kid": 0.0117, "is": 6.0, "faces": 0.56},
+                 "cond/acgan": {"acc": 0.911, "fid": 12.1},  # digits: the classifier-feature FID
+                 "cond/attr": {"acc": 0.83, "fid": 116.03, "faces": 0.024},
+                 "da/a-b/source_only": {"acc": 0.9, "src": 0.86},
+                 "da/a-b/dann": {"acc": 0.9554, "src": 0.869}}
+    assert json.loads((tmp_path / "summary/metrics/da/a-b/dann.json").read_text()) == {"acc": 0.9554, "src": 0.869}
+    md = (tmp_path / "summary/table.md").read_text()
+    assert "| g1 | 10.13 | 0.0117 | 6.00 | 56.0 % |" in md
+    assert "| acgan | 91.1 % | 12.10 | – |" in md and "| attr | 83.0 % | 116.03 | 2.4 % |" in md
+    assert "| a-b | dann | 95.5 % | 86.9 % |" in md and "mean over 3 seeds" in md
+
+
+def test_a_stale_row_file_is_removed_and_a_missing_input_is_named(tmp_path):
+    params = _fixture(tmp_path)
+    (tmp_path / "summary/metrics/gan").mkdir(parents=True)
+    (tmp_path / "summary/metrics/gan/old.json").write_text("{}")
+    summary.write(params, tmp_path, tmp_path / "summary")
+    assert not (tmp_path / "summary/metrics/gan/old.json").exists()
+    (tmp_path / "metrics/cond/acgan.json").unlink()
+    with pytest.raises(DataError, match="metrics/cond/acgan.json is missing"):
+        summary.rows(params, tmp_path)
+    params["da"]["settings"].append("dsn")
+    (tmp_path / "metrics/cond/acgan.json").write_text("{}")
+    with pytest.raises(DataError, match="has no setting 'dsn'"):
+        summary.rows(params, tmp_path)
+
+
+def test_committed_summary_matches_the_committed_metrics_and_the_readme():
+    params = load_params(ROOT / "params.yaml", check_paths=False)
+    rows = summary.rows(params, ROOT)
+    for key, values in rows.items():
+        assert json.loads((ROOT / "summary/metrics" / f"{key}.json").read_text()) == values, key
+    table = (ROOT / "summary/table.md").read_text()
+    assert table == summary.table(params, rows)
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- results:begin -->", 1)[1].split("<!-- results:end -->", 1)[0]
+    assert block.strip() == table.strip(), "README's results table differs from summary/table.md: copy it"
+
+
+def test_dvc_metrics_show_fits_a_terminal():
+    # the committed metrics as `dvc metrics show` prints them: one row per file, one column per key
+    import subprocess
+
+    from conftest import VENV_BIN
+
+    out = subprocess.run([str(VENV_BIN / "dvc"), "metrics", "show"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    lines = out.rstrip("\n").splitlines()
+    assert len(lines) <= 40 and max(map(len, lines)) <= 160, out
+    assert any(line.startswith("summary/metrics/gan/dcgan_tricks.json") for line in lines), out
