@@ -120,12 +120,22 @@ def tiny_params() -> dict:
     return shrink(real_params())
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models: one intra-op thread is faster and steadier on a busy 2-core machine."""
+def _one_torch_thread():
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: one intra-op thread is faster and steadier on a busy 2-core machine."""
+    yield from _one_torch_thread()
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """:func:`one_thread` for a whole test module, its module-scoped fixtures included (use it autouse)."""
+    yield from _one_torch_thread()

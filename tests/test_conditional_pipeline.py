@@ -36,11 +36,8 @@ def cond_params() -> dict:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread_module):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,9 @@ def run_stage(proj: Path, script: str, *args: str) -> None:
             raise AssertionError(f"{script} {' '.join(args)} exited with {e.code}") from None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_thread_module):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
