@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-10)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test test-fast clean-outputs
+.PHONY: setup repro repro-real test test-fast clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,9 @@ setup: $(STAMP)
 repro: setup  ## the main job: the whole pipeline on params.yaml (embedded data by default)
 	# GENDA_WARM=1: stages run in a warm fork server that imported torch & co once (genda.runtime.forkserver)
 	GENDA_WARM=1 dvc repro; s=$$?; $(PY) -m genda.runtime.forkserver stop >/dev/null; exit $$s
+
+repro-real: setup  ## the real-data profile (real/: reads ../shared/data, hours): resumable, rerun the same command
+	(cd real && GENDA_WARM=1 dvc repro); s=$$?; $(PY) -m genda.runtime.forkserver stop >/dev/null; exit $$s
 
 test: setup   ## every test (slow end-to-end DVC tests included), two test files at a time
 	$(PY) -m pytest -q -n 2 --dist loadfile

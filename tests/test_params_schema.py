@@ -11,6 +11,7 @@ import ast
 import copy
 import json
 import subprocess
+import re
 import sys
 
 import pytest
@@ -176,3 +177,27 @@ def test_config_imports_only_the_lower_layers_and_no_cycle():
                          capture_output=True, text=True, check=True, cwd=ROOT)
     loaded = {m for m in eval(out.stdout) if not m.startswith("genda.config")}
     assert loaded <= {"genda", "genda.runtime"} | allowed, loaded
+
+
+def test_a_da_setting_overrides_shared_trainer_keys_under_train():
+    import copy
+
+    from genda.config import da_setting_config, load_params, validate
+    from genda.errors import ConfigError
+
+    p = load_params(ROOT / "params.yaml", check_paths=False)
+    q = copy.deepcopy(p)
+    q["da"]["methods"]["mean_teacher"]["train"] = {"steps": 20000, "eval_every": 1000}
+    validate(q, check_paths=False)
+    da, options = da_setting_config(q, "mean_teacher")
+    assert da["steps"] == 20000 and da["eval_every"] == 1000 and "train" not in options
+    assert options == p["da"]["methods"]["mean_teacher"]  # the method's own options untouched
+    assert da_setting_config(q, "dann")[0]["steps"] == p["da"]["steps"]  # other settings keep the shared value
+    for bad, message in (({"stesp": 3}, "unknown key 'da.methods.dann.train.stesp' (did you mean 'steps'?)"),
+                         ({"pairs": ["a-b"]}, "unknown key 'da.methods.dann.train.pairs'"),
+                         ({"steps": 0}, "'da.methods.dann.train.steps' = 0"),
+                         ({"optimizer": "adamw"}, "'da.methods.dann.train.optimizer'"),
+                         ([1], "'da.methods.dann.train' must be a mapping")):
+        q["da"]["methods"]["dann"]["train"] = bad
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            validate(q, check_paths=False)

@@ -77,6 +77,34 @@ def test_dvc_metrics_show_fits_a_terminal():
 
     out = subprocess.run([str(VENV_BIN / "dvc"), "metrics", "show"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
-    lines = out.rstrip("\n").splitlines()
+    lines = [line for line in out.rstrip("\n").splitlines()  # the default profile's rows (real/ has its own)
+             if not line.startswith("real/")]
     assert len(lines) <= 40 and max(map(len, lines)) <= 160, out
     assert any(line.startswith("summary/metrics/gan/dcgan_tricks.json") for line in lines), out
+
+
+def test_headline_rows_name_every_number_with_its_seeds_wall_time_and_stage(tmp_path):
+    params = _fixture(tmp_path)
+    env = {"cpu": "Xeon", "cpu_isa": "amx_bf16", "threads": 1, "device": "cpu"}
+    d = json.loads((tmp_path / "metrics/da/a-b.json").read_text())
+    d["dann"].update(target_acc=0.9, target_acc_std=0.02, n_seeds=3,
+                     per_seed={"0": {"target_acc": 0.88}, "1": {"target_acc": 0.9}, "2": {"target_acc": 0.92}})
+    d["env"] = env
+    (tmp_path / "metrics/da/a-b.json").write_text(json.dumps(d))
+    timing = {f"seed{k}.pt": {"train_seconds": 60.0 * (k + 1), "curve_wall_s": []} for k in (0, 1, 2)}
+    (tmp_path / "metrics/da/a-b/dann").mkdir(parents=True)
+    (tmp_path / "metrics/da/a-b/dann/timing.json").write_text(json.dumps(timing))
+    h = summary.headline(params, tmp_path)
+    rows = h["rows"]
+    assert set(rows) == {"cond/classifier/real_acc", "faces/g1/fid", "faces/g1/face_rate", "cond/acgan/accuracy",
+                         "cond/attr/accuracy", "da/a-b/source_only", "da/a-b/dann", "da/a-b/best"}
+    assert rows["da/a-b/dann"] == {"value": 0.9, "std": 0.02, "n_seeds": 3, "train_wall_s": 360.0,
+                                   "per_seed": {"0": 0.88, "1": 0.9, "2": 0.92}, "stage": "train_da@a-b-dann",
+                                   "machine": "Xeon (amx_bf16; 1 threads)"}
+    # the best adapting method (source-only and target-only are the bounds, never "best")
+    assert rows["da/a-b/best"]["method"] == "dann" and rows["da/a-b/best"]["value"] == 0.9
+    assert rows["faces/g1/fid"]["value"] == 10.1303 and rows["faces/g1/face_rate"]["value"] == 0.56
+    assert h["total_train_wall_s"] == 360.0
+    md = summary.headline_table(h)
+    assert "| `da/a-b/dann` | 90.0 % | 90.0 % ± 2.0 (3 seeds) | 6.0 min | `train_da@a-b-dann` |" in md
+    assert "| `da/a-b/best` (dann) |" in md and "0.10 h" in md

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from genda.config.messages import config_error
 from genda.config.profiles import read_params
-from genda.config.schema import Params
+from genda.config.schema import DA_TRAIN_KEYS, DATrainOverride, Params
 from genda.errors import ConfigError
 from genda.runtime.paths import repo_root, resolve_path
 
@@ -52,10 +52,36 @@ def validate(params: dict, *, check_paths: bool = True, base: Path | None = None
     if missing:  # DVC's train_da@<pair>-<setting> stage tracks da.methods.<setting> and would fail after training
         raise ConfigError(f"params: missing key 'da.methods.{missing[0]}' (da.settings lists '{missing[0]}'); "
                           f"give it the method's options, or {{}} for its defaults, e.g. '{missing[0]}: {{}}'")
+    _check_train_overrides(params["da"]["methods"])
     if params["data"]["face_crop"] < params["data"]["face_size"] // 4:
         raise ConfigError("params: 'data.face_crop' is far smaller than 'data.face_size'; "
                           "crop is taken first, then resized to face_size")
     return params
+
+
+def _check_train_overrides(methods: dict) -> None:
+    """``da.methods.<setting>.train``: a mapping of shared ``da`` trainer keys (:data:`DA_TRAIN_KEYS`), each of the
+    type and range the shared key has."""
+    import difflib
+
+    for setting, opts in methods.items():
+        if not opts or "train" not in opts:
+            continue
+        path = f"da.methods.{setting}.train"
+        train = opts["train"]
+        if not isinstance(train, dict):
+            raise ConfigError(f"params: '{path}' must be a mapping of da keys to override; valid keys here: "
+                              f"{', '.join(DA_TRAIN_KEYS)}")
+        for key in train:
+            if key not in DA_TRAIN_KEYS:
+                hint = difflib.get_close_matches(str(key), DA_TRAIN_KEYS, n=1)
+                raise ConfigError(f"params: unknown key '{path}.{key}'" + (f" (did you mean '{hint[0]}'?)" if hint
+                                  else "") + f"; valid keys here: {', '.join(DA_TRAIN_KEYS)}")
+        try:
+            DATrainOverride.model_validate(train)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise ConfigError(f"params: '{path}.{err['loc'][0]}' = {err.get('input')!r}: {err['msg']}") from None
 
 
 def _check_paths(params: dict, base: Path) -> None:
@@ -65,7 +91,7 @@ def _check_paths(params: dict, base: Path) -> None:
         root = resolve_path(data["root"], base)
         if not root.exists():
             raise ConfigError(
-                f"params: 'data.root' = {data['root']!r} does not exist (resolved to {root}); source "
+                f"params: 'data.root' = {data['root']!r} does not exist (resolved to {root.resolve()}); source "
                 f"'{data['source']}' reads its dataset from there. Point it at your data folder, "
                 f"e.g. ../shared/data, or use data.source: embedded")
     w = params["evaluate"]["inception_weights"]

@@ -35,11 +35,14 @@ def face_gan_config(params: dict, name: str) -> dict:
 
 
 def da_setting_config(params: dict, setting: str) -> tuple[dict, dict]:
-    """(shared DA settings, method options) for one DA setting."""
+    """(shared DA settings, method options) for one DA setting: ``da`` without its per-setting parts, updated with
+    ``da.methods.<setting>.train``, and the rest of ``da.methods.<setting>`` as the method's options."""
     if setting not in params["da"]["settings"] and setting not in DA_SETTINGS:
         raise ConfigError(f"unknown DA setting '{setting}'; valid: {', '.join(DA_SETTINGS)}")
     da = {k: v for k, v in params["da"].items() if k not in ("methods", "compute")}
-    return da, dict(params["da"]["methods"].get(setting) or {})
+    options = dict(params["da"]["methods"].get(setting) or {})
+    da.update(options.pop("train", None) or {})  # this setting's own trainer settings (e.g. a longer training)
+    return da, options
 
 
 def cond_config(params: dict, name: str) -> dict:

@@ -241,6 +241,18 @@ class DA(Section):
                                                  "train_da tracks it")
 
 
+# keys of the shared ``da`` section that one setting may override in ``da.methods.<setting>.train`` (e.g. a longer
+# training for the mean teacher): its trainer settings, not its pairs, seeds or outputs
+DA_TRAIN_KEYS = ("steps", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "lr_anneal", "anneal_alpha",
+                 "anneal_beta", "color_jitter", "checkpoint_every", "log_every", "eval_every")
+DATrainOverride = create_model(
+    "DATrainOverride", __base__=Section,
+    __doc__="``da.methods.<setting>.train``: shared ``da`` trainer keys this setting overrides "
+            "(genda.config.resolve.da_setting_config).",
+    **{k: (DA.model_fields[k].rebuild_annotation(), Field(None, description=DA.model_fields[k].description))
+       for k in DA_TRAIN_KEYS})
+
+
 class Classifier(Section):
     """``classifier``: the digit classifier that scores generated digits (stage train_classifier)."""
 

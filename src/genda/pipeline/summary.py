@@ -13,6 +13,12 @@ one column per key:
 * ``faces``: the fraction of generated faces the face detector finds.
 
 The detailed JSONs (``metrics/**``) stay as they are, plain outputs of their stages.
+
+``summary/headline.json`` (+ ``summary/headline.md``) is the results table with one named row per number
+(``da/<pair>/<setting>``, ``da/<pair>/best``, ``cond/<name>/accuracy``, ``cond/classifier/real_acc``,
+``faces/<gan>/fid``, ``faces/<gan>/face_rate``): ``value`` (accuracies and rates as fractions), ``std`` and
+``per_seed`` over the DA seeds, ``n_seeds``, the training wall time, the machine and the stage that produced it; at
+the top ``total_train_wall_s``, the training seconds of every row summed.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import shutil
 from pathlib import Path
 
 from genda.errors import DataError
+from genda.train.timing import read_timing
 from genda.runtime.records import write_json
 
 DIGITS = 4  # decimals kept in the row files (acc, kid, faces)
@@ -93,11 +100,82 @@ def table(params: dict, rows_: dict[str, dict]) -> str:
 
 
 def write(params: dict, root: Path = Path("."), out: Path = Path("summary")) -> dict[str, dict]:
-    """Write ``out/metrics/<row>.json`` for every row (the folder is rewritten: no stale rows) and
-    ``out/table.md``."""
+    """Write ``out/metrics/<row>.json`` for every row (the folder is rewritten: no stale rows), ``out/table.md``,
+    and the named results table ``out/headline.json`` / ``out/headline.md``."""
     r = rows(params, root)
     shutil.rmtree(out / "metrics", ignore_errors=True)
     for key, values in r.items():
         write_json(values, out / "metrics" / f"{key}.json")
     (out / "table.md").write_text(table(params, r))
+    h = headline(params, root)
+    write_json(h, out / "headline.json")
+    (out / "headline.md").write_text(headline_table(h))
     return r
+
+
+def _timing(path: Path, model_files: list[str]) -> float | None:
+    """Training seconds of ``model_files`` summed, from a timing file (None where there is none)."""
+    if not path.exists():
+        return None
+    return round(sum(read_timing(path, f)["train_seconds"] for f in model_files), 1)
+
+
+def _machine(env: dict | None) -> str:
+    """The CPU (or GPU) a metrics file's ``env`` names, with the instruction sets and threads that decide speed."""
+    if not env:
+        return "unknown"
+    if env.get("device", "cpu") != "cpu":
+        return env["device"]
+    return f"{env.get('cpu', '?')} ({env.get('cpu_isa', '?')}; {env.get('threads', '?')} threads)"
+
+
+def headline(params: dict, root: Path = Path(".")) -> dict:
+    """The named results rows (module doc) from the detailed metrics and timing files under ``root/metrics``."""
+    m = root / "metrics"
+    out: dict[str, dict] = {}
+
+    def row(key, value, stage, env, **extra):
+        out[key] = {"value": _r(value), "stage": stage, "machine": _machine(env), **extra}
+
+    clf = _load(m / "classifier.json")
+    row("cond/classifier/real_acc", clf["test_acc"], "train_classifier", clf.get("env"))
+    for name in params["face_gans"]:
+        g = _load(m / "gan" / name / "eval.json")
+        row(f"faces/{name}/fid", g["fid"], f"evaluate_gan@{name}", g.get("env"), extractor=g.get("extractor"))
+        row(f"faces/{name}/face_rate", g["face_rate"], f"evaluate_gan@{name}", g.get("env"))
+    for name in params["cond_gens"]:
+        c = _load(m / "cond" / f"{name}.json")
+        acc = c.get("accuracy", c.get("attr_accuracy", c.get("tag_accuracy")))
+        if acc is not None:
+            row(f"cond/{name}/accuracy", acc, f"evaluate_cond@{name}", c.get("env"),
+                train_wall_s=_timing(m / "cond" / name / "timing.json", ["model.pt"]))
+    seeds = params["da"]["seeds"]
+    for pair in params["da"]["pairs"]:
+        d = _load(m / "da" / f"{pair}.json")
+        for setting in params["da"]["settings"]:
+            s = d[setting]
+            per = {str(k): _r(v["target_acc"]) for k, v in sorted(s.get("per_seed", {}).items())}
+            row(f"da/{pair}/{setting}", s["target_acc"], f"train_da@{pair}-{setting}", d.get("env"),
+                std=_r(s.get("target_acc_std", 0.0)), n_seeds=s.get("n_seeds", len(seeds)), per_seed=per,
+                train_wall_s=_timing(m / "da" / pair / setting / "timing.json", [f"seed{k}.pt" for k in seeds]))
+        adapting = [s for s in params["da"]["settings"] if s not in ("source_only", "target_only")]
+        if adapting:
+            best = max(adapting, key=lambda s: d[s]["target_acc"])
+            out[f"da/{pair}/best"] = {**out[f"da/{pair}/{best}"], "method": best}
+    total = sum(r.get("train_wall_s") or 0.0 for k, r in out.items() if not k.endswith("/best"))
+    return {"total_train_wall_s": round(total, 1), "rows": out}
+
+
+def headline_table(h: dict) -> str:
+    """The Markdown of :func:`headline`."""
+    lines = ["| result | value | over seeds | training wall | stage | machine |", "|---|---|---|---|---|---|"]
+    for key, r in h["rows"].items():
+        is_fid = key.endswith("/fid")
+        v = _num(r["value"]) if is_fid else _pct(r["value"])
+        seeds = (f"{_pct(r['value'])} ± {100 * r['std']:.1f} ({r['n_seeds']} seeds)" if r.get("n_seeds", 1) > 1
+                 else "–")
+        wall = "–" if r.get("train_wall_s") is None else f"{r['train_wall_s'] / 60:.1f} min"
+        what = f" ({r['method']})" if "method" in r else ""
+        lines.append(f"| `{key}`{what} | {v} | {seeds} | {wall} | `{r['stage']}` | {r['machine']} |")
+    lines += ["", f"Training wall time of every row, summed: {h['total_train_wall_s'] / 3600:.2f} h."]
+    return "\n".join(lines) + "\n"

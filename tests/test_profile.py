@@ -1,0 +1,73 @@
+"""The real-data profile (genda.pipeline.profile, issue 33): one definition of the stages, its params an overlay of
+the default's, generated files in sync, a clear error when its data is absent."""
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT, VENV_BIN
+from genda.pipeline import profile
+
+
+def test_generated_profile_files_are_in_sync():
+    assert profile.check() == [], "run: python -m genda.pipeline.profile write"
+
+
+def test_the_real_profile_runs_the_default_stages_with_the_code_one_level_up():
+    default = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    real = yaml.safe_load((ROOT / "real" / "dvc.yaml").read_text())["stages"]
+    assert list(real) == list(default)
+    for name, st in default.items():
+        body, rbody = st.get("do", st), real[name].get("do", real[name])
+        assert rbody["cmd"] == body["cmd"].replace("python stages/", "python ../stages/")
+        fix = lambda d: "../" + d if d.startswith(("stages/", "src/")) else d  # noqa: E731
+        assert rbody.get("deps") == [fix(d) for d in body.get("deps", [])], name
+        for key in ("params", "outs", "metrics", "plots", "foreach", "matrix"):
+            assert rbody.get(key, st.get(key)) == body.get(key, st.get(key)), (name, key)
+
+
+def test_a_drifted_copy_is_reported(tmp_path):
+    for f in ("dvc.yaml", "params.yaml", "configs/real.yaml"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text((ROOT / f).read_text())
+    assert {p.name for p in profile.write(tmp_path)} == {"params.yaml", "dvc.yaml"}
+    assert profile.check(tmp_path) == []
+    (tmp_path / "dvc.yaml").write_text((tmp_path / "dvc.yaml").read_text().replace("python stages/tsne.py",
+                                                                                      "python stages/tsne2.py"))
+    assert profile.check(tmp_path) == [tmp_path / "real" / "dvc.yaml"]
+
+
+def test_real_params_validate_and_hold_the_recorded_recipes():
+    from genda.config import cond_config, da_setting_config, load_params
+
+    p = load_params(ROOT / "real" / "params.yaml", check_paths=False)
+    assert p["data"]["source"] == "npz" and p["da"]["seeds"] == [0, 1, 2]
+    assert set(p["da"]["pairs"]) == {"mnistm-usps", "mnist-mnistm"}
+    assert da_setting_config(p, "dann")[0]["steps"] == 20000 and da_setting_config(p, "dann")[1] == {"domain_weight": 1.0}
+    assert da_setting_config(p, "mean_teacher")[0]["steps"] == 20000
+    assert da_setting_config(p, "source_only")[0]["steps"] == 2500
+    assert cond_config(p, "ddpm")["compute"]["precision"] == "fp32" and cond_config(p, "ddpm")["steps"] == 15000
+    assert list(p["face_gans"]) == ["dcgan", "dcgan_tricks"] and list(p["cond_gens"]) == ["acgan", "ddpm"]
+
+
+def test_absent_real_data_is_one_clear_error_naming_the_path(tmp_path):
+    # the profile's params read from a folder whose ../../shared/data does not exist
+    prof = tmp_path / "clone" / "real"
+    prof.mkdir(parents=True)
+    (prof / "params.yaml").write_text((ROOT / "real" / "params.yaml").read_text())
+    env = {**os.environ, "GENDA_ROOT": str(prof)}
+    env.pop("GENDA_PARAMS", None)
+    r = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py")], cwd=prof, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "'data.root' = '../../shared/data' does not exist" in r.stderr
+    assert str(tmp_path / "shared" / "data") in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "digits").exists(), reason="needs ../shared/data")
+def test_real_params_find_the_shared_data():
+    r = subprocess.run([str(VENV_BIN / "python"), "-m", "genda.config", "check", "params.yaml"], cwd=ROOT / "real",
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "valid" in r.stdout, r.stderr
