@@ -94,6 +94,7 @@ def test_headline_rows_name_every_number_with_its_seeds_wall_time_and_stage(tmp_
     timing = {f"seed{k}.pt": {"train_seconds": 60.0 * (k + 1), "curve_wall_s": []} for k in (0, 1, 2)}
     (tmp_path / "metrics/da/a-b/dann").mkdir(parents=True)
     (tmp_path / "metrics/da/a-b/dann/timing.json").write_text(json.dumps(timing))
+    params["summary"] = {"targets": {"da/a-b/best": 0.95, "faces/g1/fid": 12.0}}
     h = summary.headline(params, tmp_path)
     rows = h["rows"]
     assert set(rows) == {"cond/classifier/real_acc", "faces/g1/fid", "faces/g1/face_rate", "cond/acgan/accuracy",
@@ -103,8 +104,15 @@ def test_headline_rows_name_every_number_with_its_seeds_wall_time_and_stage(tmp_
                                    "machine": "Xeon (amx_bf16; 1 threads)"}
     # the best adapting method (source-only and target-only are the bounds, never "best")
     assert rows["da/a-b/best"]["method"] == "dann" and rows["da/a-b/best"]["value"] == 0.9
+    assert (rows["da/a-b/best"]["target"], rows["da/a-b/best"]["met"]) == (0.95, False)
+    assert (rows["faces/g1/fid"]["target"], rows["faces/g1/fid"]["met"]) == (12.0, True)  # FID: at most
+    assert "target" not in rows["da/a-b/dann"]
     assert rows["faces/g1/fid"]["value"] == 10.1303 and rows["faces/g1/face_rate"]["value"] == 0.56
     assert h["total_train_wall_s"] == 360.0
     md = summary.headline_table(h)
-    assert "| `da/a-b/dann` | 90.0 % | 90.0 % ± 2.0 (3 seeds) | 6.0 min | `train_da@a-b-dann` |" in md
-    assert "| `da/a-b/best` (dann) |" in md and "0.10 h" in md
+    assert "| `da/a-b/dann` | 90.0 % | – | 90.0 % ± 2.0 (3 seeds) | 6.0 min | `train_da@a-b-dann` |" in md
+    assert "| `da/a-b/best` (dann) | 90.0 % | ≥ 95.0 % ✗ |" in md and "| `faces/g1/fid` | 10.13 | ≤ 12.00 ✓ |" in md
+    assert "0.10 h" in md
+    params["summary"]["targets"]["da/a-b/dnn"] = 0.9  # a typo: no such row
+    with pytest.raises(DataError, match="names 'da/a-b/dnn', which is no result row"):
+        summary.headline(params, tmp_path)

@@ -358,6 +358,13 @@ NamedGans = Annotated[dict[Name, GanOverride], BeforeValidator(_named_entries)]
 NamedConds = Annotated[dict[Name, CondEntry], BeforeValidator(_named_entries), AfterValidator(_entries_have_methods)]
 
 
+class Summary(Section):
+    """``summary``: the results table of the stage ``summary`` (genda.pipeline.summary)."""
+
+    targets: dict[str, NonNeg] = Field(description="result row (e.g. da/mnistm-usps/dann) -> its target: "
+                                                   "accuracies and rates at least this, FIDs at most")
+
+
 class Params(Section):
     """The whole params file."""
 
@@ -376,6 +383,7 @@ class Params(Section):
     cond: Cond
     cond_gens: NamedConds
     cond_sample: CondSample
+    summary: Summary = None
 
 
 SCHEMA = Params

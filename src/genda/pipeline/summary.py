@@ -17,8 +17,9 @@ The detailed JSONs (``metrics/**``) stay as they are, plain outputs of their sta
 ``summary/headline.json`` (+ ``summary/headline.md``) is the results table with one named row per number
 (``da/<pair>/<setting>``, ``da/<pair>/best``, ``cond/<name>/accuracy``, ``cond/classifier/real_acc``,
 ``faces/<gan>/fid``, ``faces/<gan>/face_rate``): ``value`` (accuracies and rates as fractions), ``std`` and
-``per_seed`` over the DA seeds, ``n_seeds``, the training wall time, the machine and the stage that produced it; at
-the top ``total_train_wall_s``, the training seconds of every row summed.
+``per_seed`` over the DA seeds, ``n_seeds``, the training wall time, the machine and the stage that produced it, and
+for the rows ``summary.targets`` names, ``target`` and ``met``; at the top ``total_train_wall_s``, the training
+seconds of every row summed.
 """
 from __future__ import annotations
 
@@ -162,13 +163,21 @@ def headline(params: dict, root: Path = Path(".")) -> dict:
         if adapting:
             best = max(adapting, key=lambda s: d[s]["target_acc"])
             out[f"da/{pair}/best"] = {**out[f"da/{pair}/{best}"], "method": best}
+    for key, target in ((params.get("summary") or {}).get("targets") or {}).items():
+        if key not in out:
+            raise DataError(f"summary: params 'summary.targets' names {key!r}, which is no result row of this run; "
+                            f"rows: {', '.join(out)}")
+        lower = key.endswith("/fid")  # FIDs: at most the target; accuracies and rates: at least
+        out[key] = {**out[key], "target": target,
+                    "met": bool(out[key]["value"] <= target if lower else out[key]["value"] >= target)}
     total = sum(r.get("train_wall_s") or 0.0 for k, r in out.items() if not k.endswith("/best"))
     return {"total_train_wall_s": round(total, 1), "rows": out}
 
 
 def headline_table(h: dict) -> str:
     """The Markdown of :func:`headline`."""
-    lines = ["| result | value | over seeds | training wall | stage | machine |", "|---|---|---|---|---|---|"]
+    lines = ["| result | value | target | over seeds | training wall | stage | machine |",
+             "|---|---|---|---|---|---|---|"]
     for key, r in h["rows"].items():
         is_fid = key.endswith("/fid")
         v = _num(r["value"]) if is_fid else _pct(r["value"])
@@ -176,6 +185,9 @@ def headline_table(h: dict) -> str:
                  else "–")
         wall = "–" if r.get("train_wall_s") is None else f"{r['train_wall_s'] / 60:.1f} min"
         what = f" ({r['method']})" if "method" in r else ""
-        lines.append(f"| `{key}`{what} | {v} | {seeds} | {wall} | `{r['stage']}` | {r['machine']} |")
+        target = "–"
+        if "target" in r:
+            target = (f"≤ {_num(r['target'])}" if is_fid else f"≥ {_pct(r['target'])}") + (" ✓" if r["met"] else " ✗")
+        lines.append(f"| `{key}`{what} | {v} | {target} | {seeds} | {wall} | `{r['stage']}` | {r['machine']} |")
     lines += ["", f"Training wall time of every row, summed: {h['total_train_wall_s'] / 3600:.2f} h."]
     return "\n".join(lines) + "\n"
