@@ -12,4 +12,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, record_wall=False)  # reads walls/ (genda.runtime.walls)

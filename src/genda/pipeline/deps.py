@@ -38,6 +38,8 @@ INFRA = {
     "src/genda/runtime/distributed.py": "single process here; multi-process equivalence is tested "
                                         "(tests/test_distributed.py)",
     "src/genda/runtime/paths.py": "where the project root is",
+    "src/genda/runtime/walls.py": "a stage's wall time, written to walls/ (git, never a stage output); the summary "
+                                  "lists walls/ itself as a dep",
 }
 
 

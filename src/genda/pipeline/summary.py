@@ -19,7 +19,8 @@ The detailed JSONs (``metrics/**``) stay as they are, plain outputs of their sta
 ``faces/<gan>/fid``, ``faces/<gan>/face_rate``): ``value`` (accuracies and rates as fractions), ``std`` and
 ``per_seed`` over the DA seeds, ``n_seeds``, the training wall time, the machine and the stage that produced it, and
 for the rows ``summary.targets`` names, ``target`` and ``met``; at the top ``total_train_wall_s``, the training
-seconds of every row summed.
+seconds of every row summed, and ``total_wall_s``, the wall time of every stage that recorded one in ``walls/``
+(:mod:`genda.runtime.walls`), with ``stage_wall_s`` per stage and ``walls_machines``.
 """
 from __future__ import annotations
 
@@ -171,7 +172,39 @@ def headline(params: dict, root: Path = Path(".")) -> dict:
         out[key] = {**out[key], "target": target,
                     "met": bool(out[key]["value"] <= target if lower else out[key]["value"] >= target)}
     total = sum(r.get("train_wall_s") or 0.0 for k, r in out.items() if not k.endswith("/best"))
-    return {"total_train_wall_s": round(total, 1), "rows": out}
+    walls = stage_walls(root / "walls")
+    return {"total_wall_s": round(sum(w["wall_s"] for w in walls.values()), 1),
+            "stage_wall_s": {k: w["wall_s"] for k, w in walls.items()},
+            "walls_machines": sorted({w.get("machine", "?") for w in walls.values()}),
+            "total_train_wall_s": round(total, 1), "rows": out}
+
+
+def stage_walls(folder: Path) -> dict[str, dict]:
+    """``{stage: record}`` of the wall records in ``folder`` (``walls/<stage>.json``), by stage name; a record
+    without ``stage`` / ``wall_s`` is a :class:`DataError` naming the file."""
+    out = {}
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        rec = _load(f)
+        if not isinstance(rec, dict) or not isinstance(rec.get("stage"), str) \
+                or not isinstance(rec.get("wall_s"), (int, float)):
+            raise DataError(f"summary: {f} is no wall record (needs 'stage' and a number 'wall_s')")
+        out[rec["stage"]] = rec
+    return dict(sorted(out.items()))
+
+
+def _walls_table(h: dict) -> list[str]:
+    """Stage walls summed per stage kind (``train_da@x`` -> ``train_da``)."""
+    kinds: dict[str, list[float]] = {}
+    for stage, w in h.get("stage_wall_s", {}).items():
+        kinds.setdefault(stage.split("@")[0], []).append(w)
+    if not kinds:
+        return []
+    lines = ["", f"Wall time of the {len(h['stage_wall_s'])} stages that recorded one (`walls/`): "
+                 f"**{h['total_wall_s'] / 3600:.2f} h** ({'; '.join(h['walls_machines'])}); per stage in "
+                 "`headline.json` (`stage_wall_s`).", "", "| stage | runs | wall |", "|---|---|---|"]
+    for kind, ws in sorted(kinds.items(), key=lambda kv: -sum(kv[1])):
+        lines.append(f"| `{kind}` | {len(ws)} | {sum(ws) / 60:.1f} min |")
+    return lines
 
 
 def headline_table(h: dict) -> str:
@@ -190,4 +223,5 @@ def headline_table(h: dict) -> str:
             target = (f"≤ {_num(r['target'])}" if is_fid else f"≥ {_pct(r['target'])}") + (" ✓" if r["met"] else " ✗")
         lines.append(f"| `{key}`{what} | {v} | {target} | {seeds} | {wall} | `{r['stage']}` | {r['machine']} |")
     lines += ["", f"Training wall time of every row, summed: {h['total_train_wall_s'] / 3600:.2f} h."]
+    lines += _walls_table(h)
     return "\n".join(lines) + "\n"
