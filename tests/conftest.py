@@ -56,6 +56,9 @@ def shrink(params: dict) -> dict:
     for entry in p["cond_gens"].values():  # per-entry overrides of a shrunk key are shrunk too
         entry.update({k: v for k, v in tiny.items() if k in entry})
     p["cond_sample"].update(n_per_class=3, n_images=12, grid_per_class=2, batch_size=50, ddim_steps=5)
+    if "style" in p:  # style transfer (tests/test_style.py): a few steps at 32x32, evaluated at 64x64
+        p["style"].update(steps=4, batch_size=2, image_size=32, photo_crops=4, style_size=32, ngf=8, n_blocks=1,
+                          checkpoint_every=2, log_every=1, eval_size=64, n_faces=1, speed_images=2, gatys_steps=2)
     return p
 
 

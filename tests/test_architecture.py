@@ -13,7 +13,7 @@ LAYERS = [
     {"runtime"},
     {"rng", "config"},
     {"data", "train"},
-    {"gan", "da", "metrics"},
+    {"gan", "da", "metrics", "style"},
     {"cond"},
     {"pipeline"},
 ]

@@ -139,7 +139,7 @@ def test_schema_covers_every_section_of_params_yaml():
     import yaml
 
     assert list(SCHEMA.model_fields) == list(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    assert set(SCHEMA.model_fields) - set(MESSAGES["base"]) == {"summary"}  # added after the fixture, optional
+    assert set(SCHEMA.model_fields) - set(MESSAGES["base"]) == {"style", "summary"}  # added after the fixture, optional
     assert set(COND_FIELDS) == {"classifier", "cond", "cond_gens", "cond_sample"}
 
 

@@ -6,6 +6,8 @@ Each model file (written by :func:`genda.cond.train.train_cond`, e.g. ``models/c
 (``models/classifier/<domain>.pt``) scores them. One JSON line per (model, guide_w, ddim_steps):
 
     python benchmarks/ab/ddpm_guidance_sweep.py /work/ddpm_ab/keep_b32_5k/ddpm_seed0.pt --guide 2 4 6 10 15 --steps 10
+    python benchmarks/ab/ddpm_guidance_sweep.py real/models/cond/ddpm/model.pt --classifier real/models/classifier/mnistm.pt \
+        --guide 3 4 5 --steps 25 --per-class 100 --seed 2024 1 2
 
 ``--precision fp32 bf16`` samples each model under each autocast precision (:mod:`genda.runtime.precision`; default fp32),
 e.g. to tell whether a bf16-trained model loses accuracy in training or in bf16 sampling, whose guided noise
@@ -31,7 +33,10 @@ def main() -> None:
     ap.add_argument("--guide", nargs="+", type=float, default=[2.0])
     ap.add_argument("--steps", nargs="+", type=int, default=[10], help="DDIM steps")
     ap.add_argument("--per-class", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=2024, help="seed of the starting noise")
+    ap.add_argument("--seed", type=int, nargs="+", default=[2024], help="seeds of the starting noise (one run each)")
+    ap.add_argument("--classifier", type=Path, default=None,
+                    help="the scoring classifier (default: the default run's models/classifier/<domain>.pt; the "
+                         "real profile's is real/models/classifier/mnistm.pt)")
     ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
                     help="autocast precision of the sampling passes")
     a = ap.parse_args()
@@ -45,19 +50,19 @@ def main() -> None:
     cpu = torch.device("cpu")
     for path in a.models:
         method, cfg, meta = load_cond_model(path, cpu)
-        clf = load_classifier(ROOT / "models" / "classifier" / f"{meta['domain']}.pt", cpu)
+        clf = load_classifier(a.classifier or ROOT / "models" / "classifier" / f"{meta['domain']}.pt", cpu)
         labels = torch.arange(meta["n_classes"]).repeat(a.per_class)
         for precision in a.precision:
             for w in a.guide:
-                for steps in a.steps:
+                for steps, seed in ((st, sd) for st in a.steps for sd in a.seed):
                     t = time.time()
                     with Compute({"precision": precision}, cpu).autocast():
-                        x = method.sample(labels, torch.Generator().manual_seed(a.seed),
+                        x = method.sample(labels, torch.Generator().manual_seed(seed),
                                           {"sampler": "ddim", "ddim_steps": steps, "ddim_eta": 0.0, "guide_w": w})
                     acc = float((predict_labels(clf, to_uint8_images(x.float()), cpu, batch=500) == labels).float().mean())
                     print(json.dumps({"model": str(path), "train_steps": cfg["steps"], "batch_size": cfg["batch_size"],
                                       "train_compute": cfg.get("compute"), "sample_precision": precision,
-                                      "guide_w": w, "ddim_steps": steps, "n": len(labels), "accuracy": round(acc, 4),
+                                      "guide_w": w, "ddim_steps": steps, "seed": seed, "n": len(labels), "accuracy": round(acc, 4),
                                       "sample_s": round(time.time() - t, 1)}), flush=True)
 
 

@@ -53,7 +53,9 @@ def main() -> None:
     for stage, wall in stage_walls(a.logs).items():
         if a.only_missing and any(a.out.glob(f"{stage}.json")):
             continue
-        print(f"{stage}: {wall:.1f} s -> {record(stage, wall, a.out, recorded_by='walls_from_log', logs=[p.name for p in a.logs])}")
+        path = record(stage, wall, a.out, recorded_by="benchmarks/tools/walls_from_log.py", finished=None,
+                      logs=[p.as_posix() for p in a.logs])
+        print(f"{stage}: {wall:.1f} s -> {path}")
 
 
 if __name__ == "__main__":

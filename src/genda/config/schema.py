@@ -21,6 +21,7 @@ Sections::
     classifier   the digit classifier that scores generated digits (Classifier)
     cond         shared settings of the conditional generators (Cond); cond_gens.<name> overrides them (CondEntry)
     cond_sample  the conditional sampler (CondSample)
+    style        style transfer: MSG-Net training, stylizer, Gatys baseline (Style)
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from genda.choices import (
     BN_MODES, COND_METHODS, DA_SETTINGS, DATA_SOURCES, DDPM_LOSS_WEIGHTS, DDPM_PREDICTIONS, DDPM_T_SAMPLINGS,
     DIFFAUG_OPS, DIGIT_DOMAINS, GAN_ARCHS, GAN_D_NORMS, GAN_LOSSES, GAN_OPTIMIZERS, LR_SCHEDULES, PRECISIONS,
-    USPS_FRAMES, Z_PRIORS)
+    STYLES, USPS_FRAMES, Z_PRIORS)
 
 
 class Invalid(ValueError):
@@ -358,6 +359,50 @@ NamedGans = Annotated[dict[Name, GanOverride], BeforeValidator(_named_entries)]
 NamedConds = Annotated[dict[Name, CondEntry], BeforeValidator(_named_entries), AfterValidator(_entries_have_methods)]
 
 
+def _check_ngf(value: int) -> int:
+    if value % 8:
+        raise Invalid(f"'{{path}}' = {value} must be a multiple of 8 (MSG-Net's widths are ngf/8 ... 4 ngf)")
+    return value
+
+
+def _check_side(value: int) -> int:
+    if value % 4:
+        raise Invalid(f"'{{path}}' = {value} must be a multiple of 4 (MSG-Net downsamples twice by 2)")
+    return value
+
+
+Side = Annotated[int, Field(ge=16, le=1024), AfterValidator(_check_side)]
+
+
+class Style(Section):
+    """``style``: MSG-Net style transfer (genda.style): training, the stylizer, the Gatys baseline."""
+
+    styles: Annotated[list[Literal[STYLES]], Field(min_length=1)]
+    vgg_weights: str | None = Field(description="VGG-16 weights file; missing or null: torchvision's cache, else a "
+                                                "random-weight VGG-16 (one warning, named in the metrics)")
+    vgg_seed: Count
+    steps: PosInt
+    batch_size: PosInt
+    image_size: Side
+    photo_crops: Count
+    style_size: Side
+    ngf: Annotated[int, Field(ge=8), AfterValidator(_check_ngf)]
+    n_blocks: Count
+    lr: NonNeg
+    content_weight: NonNeg
+    style_weight: NonNeg
+    tv_weight: NonNeg
+    checkpoint_every: PosInt
+    log_every: PosInt
+    eval_size: Side
+    n_faces: Count
+    speed_images: PosInt
+    gatys_images: PosInt
+    gatys_steps: PosInt
+    gatys_lr: NonNeg
+    compute: ComputeOverride = None
+
+
 class Summary(Section):
     """``summary``: the results table of the stage ``summary`` (genda.pipeline.summary)."""
 
@@ -383,6 +428,7 @@ class Params(Section):
     cond: Cond
     cond_gens: NamedConds
     cond_sample: CondSample
+    style: Style = None
     summary: Summary = None
 
 

@@ -104,9 +104,35 @@ def build_report(params: dict, root: Path = Path("."), out_dir: Path = Path("rep
             p = Path(f"plots/tsne/{pair}/{s}.png")
             if (root / p).exists():
                 lines += [f"![t-SNE {pair} {s}]({rel(p)})", ""]
+    lines += _style_section(params, root, rel)
     out = out_dir / "index.md"
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def _style_section(params: dict, root: Path, rel) -> list[str]:
+    """Style transfer (MSG-Net): one table row per style of ``style.styles`` and the figure content | style |
+    MSG-Net | Gatys; the loss network is named, as the metrics files name it."""
+    ms = {s: _load(root / f"metrics/style/{s}.json") for s in (params.get("style") or {}).get("styles", [])}
+    ms = {s: m for s, m in ms.items() if m}
+    if not ms:
+        return []
+    nets = sorted({m["loss_network"] for m in ms.values()})
+    lines = ["## Style transfer (MSG-Net)", "",
+             f"Losses by the loss network {', '.join(f'`{n}`' for n in nets)} on held-out photos; 'content image': the "
+             "style loss of the unstylised image; Gatys: per-image optimisation of the same objective. Speed at "
+             "256×256 on this machine; speed-up = Gatys seconds per image / MSG-Net seconds per image.", "",
+             "| style | style loss | content image | content loss | Gatys style loss | Gatys s / image | images/s "
+             "| speed-up |", "|---|---|---|---|---|---|---|---|"]
+    for s, m in ms.items():
+        lines.append(f"| {s} | {_f(m['style_loss'], '{:.3g}')} | {_f(m['style_loss_content_image'], '{:.3g}')} | "
+                     f"{_f(m['content_loss'], '{:.3g}')} | {_f(m.get('style_loss_gatys'), '{:.3g}')} | "
+                     f"{_f(m.get('gatys_seconds_per_image'), '{:.1f}')} | {_f(m['images_per_s'], '{:.1f}')} | "
+                     f"{_f(m['speedup_vs_gatys'], '{:.0f}')}× |")
+    lines.append("")
+    if (root / "plots/style/figure.png").exists():
+        lines += [f"![style transfer: content | style | MSG-Net | Gatys]({rel(Path('plots/style/figure.png'))})", ""]
+    return lines
 
 
 def _conditional_section(params: dict, root: Path, out_dir: Path, rel) -> list[str]:

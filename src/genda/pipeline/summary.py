@@ -10,7 +10,10 @@ one column per key:
 * ``src``: a DA setting's source test accuracy (mean over seeds);
 * ``fid``, ``kid``, ``is``: FID, KID and Inception Score of the generated images (extractor named in the detailed
   metrics JSON);
-* ``faces``: the fraction of generated faces the face detector finds.
+* ``faces``: the fraction of generated faces the face detector finds;
+* ``gain``, ``content``, ``ips``, ``speedup``: a style's MSG-Net output — how many times lower its style loss is
+  than the content image's, its content loss, stylised images/s at 256x256 and the speed-up over Gatys (the
+  loss network is named in ``metrics/style/<style>.json``).
 
 The detailed JSONs (``metrics/**``) stay as they are, plain outputs of their stages.
 
@@ -72,6 +75,11 @@ def rows(params: dict, root: Path = Path(".")) -> dict[str, dict]:
             if setting not in d:
                 raise DataError(f"summary: {m / 'da' / f'{pair}.json'} has no setting {setting!r}")
             out[f"da/{pair}/{setting}"] = {"acc": _r(d[setting]["target_acc"]), "src": _r(d[setting]["source_acc"])}
+    for style in (params.get("style") or {}).get("styles", []):  # style transfer, by the loss network named in
+        st = _load(m / "style" / f"{style}.json")                    # metrics/style/<style>.json
+        out[f"style/{style}"] = {"gain": _r(st["style_loss_content_image"] / st["style_loss"], 1),
+                                 "content": _r(st["content_loss"]), "ips": _r(st["images_per_s"], 1),
+                                 "speedup": _r(st["speedup_vs_gatys"], 0)}
     return {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in out.items()}
 
 
@@ -95,9 +103,16 @@ def table(params: dict, rows_: dict[str, dict]) -> str:
     lines += ["", f"| DA pair | setting | target accuracy | source accuracy |", "|---|---|---|---|"]
     lines += [f"| {k.split('/')[1]} | {k.split('/')[2]} | {_pct(r['acc'])} | {_pct(r['src'])} |"
               for k, r in rows_.items() if k.startswith("da/")]
+    styles = [(k.split("/", 1)[1], r) for k, r in rows_.items() if k.startswith("style/")]
+    if styles:
+        lines += ["", "| style (MSG-Net) | style loss, x lower than the content image's | content loss | images/s "
+                      "(256²) | speed-up vs Gatys |", "|---|---|---|---|---|"]
+        lines += [f"| {name} | {r['gain']:.1f}× | {r['content']:.4f} | {r['ips']:.1f} | {r['speedup']:.0f}× |"
+                  for name, r in styles]
     lines += ["", f"Digit classifier (scores the generated digits): {_pct(rows_['classifier']['acc'])} real test "
                   f"accuracy. DA accuracies: mean over {n_seeds} seed{'s' if n_seeds > 1 else ''}. Conditional digits: "
-                  "FID in the classifier's feature space; faces: FID by the extractor named in `metrics/`."]
+                  "FID in the classifier's feature space; faces: FID by the extractor named in `metrics/`"
+                  + ("; styles: losses by the loss network named in `metrics/style/`." if styles else ".")]
     return "\n".join(lines) + "\n"
 
 
