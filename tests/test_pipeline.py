@@ -307,7 +307,7 @@ def test_default_pipeline_has_a_branch_for_every_method(tmp_path):
     """The unshrunk default params.yaml: DVC's graph has train/sample/evaluate for each of the seven face GANs and
     four conditional methods, a train stage per (pair, setting) for two of the seeds' four pairs (the other two:
     `-S da.pairs=...`) x five settings, an evaluate and a t-SNE stage per pair, the FID reference features of
-    faces and of digits, and one report (the graph only: nothing runs)."""
+    faces and of digits, the style-transfer chain, and one report (the graph only: nothing runs)."""
     from conftest import real_params
 
     params = real_params()
@@ -318,7 +318,8 @@ def test_default_pipeline_has_a_branch_for_every_method(tmp_path):
     settings = ("source_only", "dann", "dsn", "mean_teacher", "target_only")
     assert tuple(params["face_gans"]) == gans and tuple(params["da"]["pairs"]) == pairs
     assert tuple(params["da"]["settings"]) == settings
-    expected = ({"prepare", "train_classifier", "summary", "report", "fid_reference@faces", "fid_reference@digits"}
+    expected = ({"prepare", "train_classifier", "summary", "report", "fid_reference@faces", "fid_reference@digits",
+                 "train_style", "stylize", "evaluate_style"}
                 | {f"{s}@{g}" for s in ("train_gan", "sample_gan", "evaluate_gan") for g in gans}
                 | cond_stages(ALL_COND)
                 | {f"train_da@{p}-{s}" for p in pairs for s in settings}
