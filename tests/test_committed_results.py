@@ -30,6 +30,8 @@ def test_lock_metrics_and_report_are_committed():
     expected += [f"{f}/gan/{g}{e}" for g in params["face_gans"]
                  for f, e in (("metrics", "/eval.json"), ("summary/metrics", ".json"))]
     expected += [f"metrics/cond/{c}.json" for c in params["cond_gens"]]
+    expected += [f"samples/{k}/{g}/grid.png" for k, gs in (("gan", params["face_gans"]), ("cond", params["cond_gens"]))
+                 for g in gs]  # the report's sample grids show in a fresh clone (images and models: dvc pull)
     expected += [f"metrics/da/{p}.json" for p in params["da"]["pairs"]]
     expected += [f"plots/tsne/{p}/{s}.png" for p in params["da"]["pairs"] for s in params["da"]["settings"]]
     missing = [p for p in expected if not _tracked(p)]

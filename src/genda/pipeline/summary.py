@@ -191,7 +191,8 @@ def headline(params: dict, root: Path = Path(".")) -> dict:
     return {"total_wall_s": round(sum(w["wall_s"] for w in walls.values()), 1),
             "stage_wall_s": {k: w["wall_s"] for k, w in walls.items()},
             "walls_machines": sorted({w.get("machine", "?") for w in walls.values()}),
-            "total_train_wall_s": round(total, 1), "rows": out}
+            "total_train_wall_s": round(total, 1), "rows": out,
+            "row_order": list(out)}  # the table's order (classifier, faces, digits, DA pairs); JSON keys are sorted
 
 
 def stage_walls(folder: Path) -> dict[str, dict]:
@@ -224,9 +225,12 @@ def _walls_table(h: dict) -> list[str]:
 
 def headline_table(h: dict) -> str:
     """The Markdown of :func:`headline`."""
-    lines = ["| result | value | target | over seeds | training wall | stage | machine |",
-             "|---|---|---|---|---|---|---|"]
-    for key, r in h["rows"].items():
+    machines = {r["machine"] for r in h["rows"].values()}
+    shared = machines.pop() if len(machines) == 1 else None  # one machine: say it once, under the table
+    lines = ["| result | value | target | over seeds | training wall | stage |" + ("" if shared else " machine |"),
+             "|---|---|---|---|---|---|" + ("" if shared else "---|")]
+    for key in h.get("row_order", h["rows"]):
+        r = h["rows"][key]
         is_fid = key.endswith("/fid")
         v = _num(r["value"]) if is_fid else _pct(r["value"])
         seeds = (f"{_pct(r['value'])} ± {100 * r['std']:.1f} ({r['n_seeds']} seeds)" if r.get("n_seeds", 1) > 1
@@ -236,7 +240,10 @@ def headline_table(h: dict) -> str:
         target = "–"
         if "target" in r:
             target = (f"≤ {_num(r['target'])}" if is_fid else f"≥ {_pct(r['target'])}") + (" ✓" if r["met"] else " ✗")
-        lines.append(f"| `{key}`{what} | {v} | {target} | {seeds} | {wall} | `{r['stage']}` | {r['machine']} |")
+        lines.append(f"| `{key}`{what} | {v} | {target} | {seeds} | {wall} | `{r['stage']}` |"
+                     + ("" if shared else f" {r['machine']} |"))
+    if shared:
+        lines += ["", f"Every row measured on: {shared}."]
     lines += ["", f"Training wall time of every row, summed: {h['total_train_wall_s'] / 3600:.2f} h."]
     lines += _walls_table(h)
     return "\n".join(lines) + "\n"
