@@ -9,7 +9,9 @@ def main() -> None:
 
     params = load_params()
     d = params["data"]
-    prepare_all(d, root=str(resolve_path(d["root"])), seed=params["seed"])
+    attrs = d.get("face_attrs")
+    prepare_all(d, root=str(resolve_path(d["root"])), seed=params["seed"],
+                face_attrs=str(resolve_path(attrs)) if attrs else None)
 
 
 if __name__ == "__main__":

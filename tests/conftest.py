@@ -36,6 +36,23 @@ def real_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+def catalogue_params() -> dict:
+    """params.yaml running every face method: the default's entries, then the recipes of the ones the default
+    leaves out (issue 34) from the real profile's overlay (configs/real.yaml), without their CelebA-only keys
+    (``attribute``, ``tag_groups``: the embedded faces have their own attributes)."""
+    from genda.config.profiles import plain, read_overlay
+
+    p = real_params()
+    over = plain(read_overlay(ROOT / "configs/real.yaml")[0])
+    for section in ("face_gans", "cond_gens"):
+        extra = {k: copy.deepcopy(v) for k, v in over[section].items() if k not in p[section]}
+        for entry in extra.values():
+            for key in ("attribute", "tag_groups"):
+                (entry or {}).pop(key, None)
+        p[section] = {**p[section], **extra}
+    return p
+
+
 def shrink(params: dict) -> dict:
     """The real params.yaml, shrunk (CPU, few steps, tiny nets) but with every section intact."""
     p = copy.deepcopy(params)

@@ -17,7 +17,7 @@ import yaml
 from PIL import Image
 
 import genda.config  # noqa: F401  (first: config.py merges the conditional sections into SCHEMA)
-from conftest import ROOT, real_params, shrink
+from conftest import ROOT, catalogue_params, shrink
 from genda.config import validate
 from genda.config import COND_FIELDS, check_sampler, cond_config
 from genda.data.store import digits_path, faces_path, load_prepared, save_prepared
@@ -32,7 +32,7 @@ DIGIT_SIZE, FACE_SIZE, PAD = 28, 64, 2  # save_grid pads 2 px
 
 def cond_params() -> dict:
     """The real params.yaml, shrunk to CPU-seconds (per-entry overrides of the shrunk keys too)."""
-    return shrink(real_params())
+    return shrink(catalogue_params())
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -237,7 +237,28 @@ def test_tag_cdcgan_grid_over_tag_combinations(project, stub_fidelity):
     run_stage(project, "evaluate_cond.py", "tag_cdcgan")
     m = json.loads((project / "metrics/cond/tag_cdcgan.json").read_text())
     assert m["n_images"] == 12 and m["fid"] > 0 and "attr_accuracy" not in m
+    # each tag group scored by a classifier trained on the real faces' attribute; the row is the lowest group
+    assert set(m["tag_groups"]) == {"Mirrored", "Bright"} and m["tag_groups"]["Bright"]["values"] == ["no Bright",
+                                                                                                     "Bright"]
+    assert m["tag_accuracy"] == min(g["accuracy"] for g in m["tag_groups"].values())
+    assert all(0.0 <= g["classifier_real_acc"] <= 1.0 for g in m["tag_groups"].values())
     assert [(c["ref"], c["isc"]) for c in stub_fidelity] == [((40, 3, 64, 64), True), ((40, 3, 64, 64), False)]
+
+
+def test_tag_groups_from_face_attributes(project):
+    p = cond_params()
+    cfg = {**cond_config(p, "tag_cdcgan"), "tag_groups": {"which": ["Mirrored", "Bright"], "bright": ["Bright"]}}
+    d = load_cond_data(cfg, "tag_cdcgan", root=project)
+    faces = torch.load(project / "data/prepared/faces.pt", weights_only=True)
+    a = faces["attrs_train"][:, [faces["attr_names"].index("Mirrored"), faces["attr_names"].index("Bright")]] > 0.5
+    one = a.sum(1) == 1  # the faces with exactly one of the two: the others have no "which" value
+    assert 0 < int(one.sum()) < len(a) and len(d.x) == int(one.sum()) and d.meta["n_left_out"] == int((~one).sum())
+    assert torch.equal(d.x, faces["x_train"][one])
+    assert d.meta["tag_dims"] == [2, 2] and d.meta["tag_names"] == ["which", "bright"]
+    assert torch.equal(d.cond[:, 0], a[one].long().argmax(1)) and torch.equal(d.cond[:, 1], a[one][:, 1].long())
+    assert d.meta["tag_values"] == [["Mirrored", "Bright"], ["no Bright", "Bright"]]
+    with pytest.raises(ConfigError, match=r"'cond_gens.tag_cdcgan.tag_groups.x' names 'Smiling'"):
+        load_cond_data({**cfg, "tag_groups": {"x": ["Smiling"]}}, "tag_cdcgan", root=project)
 
 
 def test_synthetic_tag_table(project):

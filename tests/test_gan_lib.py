@@ -558,8 +558,9 @@ def test_linear_attention_formula_and_minibatch_std():
 
 # ----------------------------------------------------------------------------- every method's config
 FULL_FACES = load_params(ROOT / "configs/real_faces.yaml", check_paths=False)
-# size, and the numerics (compute: the machine's choice, e.g. the full config's precision auto)
-SIZE_KEYS = {"steps", "batch_size", "ngf", "ndf", "checkpoint_every", "log_every", "compute"}
+# size, and the numerics (compute: the machine's choice, e.g. the full config's precision auto); r1_gamma follows the
+# batch size (StyleGAN2-ADA's heuristic gamma = 0.0002·res^2/batch)
+SIZE_KEYS = {"steps", "batch_size", "ngf", "ndf", "checkpoint_every", "log_every", "compute", "r1_gamma"}
 
 
 # the default's 600-step Methods A and B run G at lr 5e-4 (the seeds' 2e-4 learnt the portrait in 1 run of 5 at
@@ -567,12 +568,17 @@ SIZE_KEYS = {"steps", "batch_size", "ngf", "ndf", "checkpoint_every", "log_every
 SHORT_RUN_KEYS = {"dcgan": {"lr_g"}, "dcgan_tricks": {"lr_g"}}
 
 
-def test_default_runs_every_face_gan_method_of_the_full_config_at_small_size():
-    """params.yaml (the embedded default) and configs/real_faces.yaml list the same methods with the same
-    settings; only the size keys (and, for A and B, G's lr at the default's short length; equal in both) differ,
-    so the default's report compares the methods the full runs use."""
-    default = load_params(ROOT / "params.yaml", check_paths=False)
+def test_the_real_profile_runs_every_face_gan_method_of_the_full_config():
+    """The real profile (configs/real.yaml) and the full-size configs/real_faces.yaml list the same methods with the
+    same settings, only the size keys differ; the embedded default runs Methods A and B of them (issue 34), with
+    G's lr raised for its short length."""
+    default = load_params(ROOT / "configs/real.yaml", check_paths=False)
     assert list(default["face_gans"]) == list(FULL_FACES["face_gans"])
+    embedded = load_params(ROOT / "params.yaml", check_paths=False)
+    assert list(embedded["face_gans"]) == ["dcgan", "dcgan_tricks"]
+    for name in embedded["face_gans"]:
+        small, real = face_gan_config(embedded, name), face_gan_config(default, name)
+        assert {k for k in small if small[k] != real[k]} <= SIZE_KEYS | SHORT_RUN_KEYS[name], name
     for name in default["face_gans"]:
         small, full = face_gan_config(default, name), face_gan_config(FULL_FACES, name)
         assert {k for k in small if small[k] != full[k]} <= SIZE_KEYS | SHORT_RUN_KEYS.get(name, set()), name

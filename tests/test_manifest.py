@@ -48,3 +48,16 @@ def test_missing_or_malformed_manifest_names_it(tmp_path):
     (d / MANIFEST).write_text('["not", "a", "manifest"]')
     with pytest.raises(DataError, match=r"manifest\.json: not a sample manifest"):
         verify_manifest(d, d / MANIFEST)
+
+
+def test_dvc_gitignore_written_after_sampling_is_not_a_sample(tmp_path):
+    """DVC writes ``.gitignore`` beside the outputs it tracks once the stage has run (the fresh-clone CI case):
+    it is neither listed nor an extra file."""
+    d = _folder(tmp_path)
+    write_manifest(d, d / MANIFEST)
+    (d / ".gitignore").write_text("/images\n/manifest.json\n")
+    assert verify_manifest(d, d / MANIFEST) == 4
+    (d / ".gitignore").unlink()
+    (d / ".gitignore").write_text("/images\n")
+    assert write_manifest(d, d / MANIFEST) == 4
+    assert ".gitignore" not in json.loads((d / MANIFEST).read_text())["files"]

@@ -22,7 +22,7 @@ def test_the_real_profile_runs_the_default_stages_with_the_code_one_level_up():
     for name, st in default.items():
         body, rbody = st.get("do", st), real[name].get("do", real[name])
         assert rbody["cmd"] == body["cmd"].replace("python stages/", "python ../stages/")
-        fix = lambda d: "../" + d if d.startswith(("stages/", "src/")) else d  # noqa: E731
+        fix = lambda d: "../" + d if d.startswith(("stages/", "src/", "configs/")) else d  # noqa: E731
         assert rbody.get("deps") == [fix(d) for d in body.get("deps", [])], name
         for key in ("params", "outs", "metrics", "plots", "foreach", "matrix"):
             assert rbody.get(key, st.get(key)) == body.get(key, st.get(key)), (name, key)
@@ -49,7 +49,41 @@ def test_real_params_validate_and_hold_the_recorded_recipes():
     assert da_setting_config(p, "mean_teacher")[0]["steps"] == 20000
     assert da_setting_config(p, "source_only")[0]["steps"] == 2500
     assert cond_config(p, "ddpm")["compute"]["precision"] == "fp32" and cond_config(p, "ddpm")["steps"] == 15000
-    assert list(p["face_gans"]) == ["dcgan", "dcgan_tricks"] and list(p["cond_gens"]) == ["acgan", "ddpm"]
+    assert list(p["face_gans"]) == ["dcgan", "dcgan_tricks", "lsgan", "wgan_gp", "sngan_hinge", "dcgan_diffaug_ema",
+                                    "stylegan2_lite"]
+    assert list(p["cond_gens"]) == ["acgan", "ddpm", "attr_acgan", "tag_cdcgan"]
+    assert cond_config(p, "attr_acgan")["attribute"] == "Smiling" and p["classifier"]["attr_steps"] > 0
+    assert cond_config(p, "tag_cdcgan")["tag_groups"] == {"hair": ["Black_Hair", "Blond_Hair", "Brown_Hair",
+                                                                   "Gray_Hair"], "smiling": ["Smiling"]}
+    assert p["data"]["face_attrs"] == "../../shared/data/faces/list_attr_celeba_first20k.txt"
+
+
+def test_every_real_face_method_is_one_knob_away_from_the_default(tmp_path):
+    """methods_elsewhere: for each face method the real profile runs and the default does not, the `dvc exp run -S`
+    (Hydra's override grammar, as DVC applies it) that adds it to params.yaml with exactly the real recipe."""
+    import shlex
+
+    from dvc.utils.hydra import apply_overrides
+
+    from genda.config.profiles import plain, read_overlay
+
+    default = yaml.safe_load((ROOT / "params.yaml").read_text())
+    knobs = profile.methods_elsewhere(default)
+    assert set(knobs["face_gans"]) == {"lsgan", "wgan_gp", "sngan_hinge", "dcgan_diffaug_ema", "stylegan2_lite"}
+    assert set(knobs["cond_gens"]) == {"attr_acgan", "tag_cdcgan"}
+    assert knobs["face_gans"]["lsgan"] == "dvc exp run -S '+face_gans.lsgan={loss:lsgan}'"
+    f = tmp_path / "params.yaml"
+    f.write_text((ROOT / "params.yaml").read_text())
+    for section in knobs.values():
+        for cmd in section.values():
+            apply_overrides(str(f), [shlex.split(cmd)[-1]])
+    got = yaml.safe_load(f.read_text())
+    real = plain(read_overlay(ROOT / "configs/real.yaml")[0])
+    for section, names in knobs.items():
+        for name in names:
+            assert got[section][name] == real[section][name], name
+    assert profile.methods_elsewhere(got) == {"face_gans": {}, "cond_gens": {}}
+    assert profile.hydra_value({"a": "color,translation", "b": [1, None, True]}) == '{a:"color,translation",b:[1,null,true]}'
 
 
 def test_absent_real_data_is_one_clear_error_naming_the_path(tmp_path):

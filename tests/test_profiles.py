@@ -50,10 +50,18 @@ def test_each_overlay_composes_and_validates(path):
     assert params["data"]["source"] == "npz"
 
 
+# keys an overlay gained after the conversion (the fixture is the files of that time): StyleGAN2's R1 and style
+# mixing (issue 34) in the full-size faces config
+ADDED_SINCE = {"real_faces.yaml": {("face_gans", "stylegan2_lite"): {"r1_gamma", "r1_every", "mixing_prob"}}}
+
+
 @pytest.mark.parametrize("path", [p for p in OVERLAYS if f"configs/{p.name}" in FIXTURE], ids=lambda p: p.name)
 def test_overlay_gives_back_the_full_file_it_replaced(path):
     full = FIXTURE[f"configs/{path.name}"]
     composed = merge(BASE, read_overlay(path)[0])
+    for (section, entry), keys in ADDED_SINCE.get(path.name, {}).items():
+        assert keys <= set(composed[section][entry]) and not keys & set(full[section][entry])
+        composed[section][entry] = {k: v for k, v in composed[section][entry].items() if k not in keys}
     assert same(composed, full)
     # the orders that mean something: the sections, and each foreach's branches
     for key in (None, *REPLACED_WHOLE):

@@ -98,7 +98,7 @@ def test_headline_rows_name_every_number_with_its_seeds_wall_time_and_stage(tmp_
     h = summary.headline(params, tmp_path)
     rows = h["rows"]
     assert set(rows) == {"cond/classifier/real_acc", "faces/g1/fid", "faces/g1/face_rate", "cond/acgan/accuracy",
-                         "cond/attr/accuracy", "da/a-b/source_only", "da/a-b/dann", "da/a-b/best"}
+                         "cond/attr/attr_accuracy", "cond/attr/face_rate", "da/a-b/source_only", "da/a-b/dann", "da/a-b/best"}
     assert rows["da/a-b/dann"] == {"value": 0.9, "std": 0.02, "n_seeds": 3, "train_wall_s": 360.0,
                                    "per_seed": {"0": 0.88, "1": 0.9, "2": 0.92}, "stage": "train_da@a-b-dann",
                                    "machine": "Xeon (amx_bf16; 1 threads)"}
@@ -146,3 +146,30 @@ def test_real_profile_headline_is_committed_complete_and_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- real-results:begin -->", 1)[1].split("<!-- real-results:end -->", 1)[0]
     assert block.strip() == md.strip(), "README's real-data table differs from real/summary/headline.md: copy it"
+
+
+def test_a_target_naming_another_row_compares_on_the_same_run_and_identity_is_lower_better(tmp_path):
+    """issue 34: a face GAN's FID at most Method A's on the same run (target = that row's name); attr_acgan's
+    identity ratio is a row of its own, a number where lower is better."""
+    params = _fixture(tmp_path)
+    m = tmp_path / "metrics"
+    (m / "gan" / "g2").mkdir()
+    (m / "gan" / "g2" / "eval.json").write_text(json.dumps({"fid": 9.5, "face_rate": 0.9, "extractor": "x"}))
+    attr = json.loads((m / "cond" / "attr.json").read_text())
+    attr.update(identity_ratio=0.41234, identity_feature_space="random-CNN")
+    (m / "cond" / "attr.json").write_text(json.dumps(attr))
+    params["face_gans"]["g2"] = {}
+    params["summary"] = {"targets": {"faces/g2/fid": "faces/g1/fid", "faces/g1/fid": "faces/g2/fid",
+                                     "cond/attr/identity_ratio": 0.5}}
+    rows = summary.headline(params, tmp_path)["rows"]
+    assert rows["faces/g2/fid"]["target"] == 10.1303 and rows["faces/g2/fid"]["met"] is True
+    assert rows["faces/g1/fid"]["target"] == 9.5 and rows["faces/g1/fid"]["met"] is False
+    assert rows["faces/g2/fid"]["target_row"] == "faces/g1/fid"
+    r = rows["cond/attr/identity_ratio"]
+    assert (r["value"], r["met"], r["feature_space"]) == (0.4123, True, "random-CNN")
+    md = summary.headline_table({"rows": rows, "total_train_wall_s": 0.0})
+    assert "| `faces/g2/fid` | 9.50 | ≤ 10.13 (`faces/g1/fid`) ✓ |" in md
+    assert "| `cond/attr/identity_ratio` | 0.412 | ≤ 0.50 ✓ |" in md
+    params["summary"]["targets"]["faces/g2/fid"] = "faces/g3/fid"
+    with pytest.raises(DataError, match="names 'faces/g3/fid', which is no result row"):
+        summary.headline(params, tmp_path)

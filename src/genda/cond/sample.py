@@ -64,7 +64,8 @@ def _write_samples(method: CondMethod, meta: dict, sample: dict, out: Path) -> d
     g = torch.Generator().manual_seed(sample["seed"])
     bs, dev = sample["batch_size"], method.device
     info = {"method": meta["method"], "kind": meta["kind"], "seed": sample["seed"],
-            **{k: meta[k] for k in ("domain", "attribute", "tag_dims", "tag_names", "class_names") if k in meta}}
+            **{k: meta[k] for k in ("domain", "attribute", "tag_dims", "tag_names", "tag_values", "tag_groups",
+                                 "class_names") if k in meta}}
     if meta["method"] == "ddpm":
         check_sampler(sample, method.sched.T)
         info.update(sampler=sample["sampler"], guide_w=sample["guide_w"],

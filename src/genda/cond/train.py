@@ -5,8 +5,12 @@ evaluation: :mod:`genda.metrics.cond_eval`).
 
     acgan, ddpm   data/prepared/digits/<cond.domain>.pt   x [N,3,28,28], cond = digit label [N] in 0..9
     attr_acgan    data/prepared/faces.pt                 x [N,3,64,64], cond = 1[attrs[:, a] > 0.5] [N] in {0,1}
-    tag_cdcgan    data/prepared/faces.pt                 x [N,3,64,64], cond = tags [N, G]: every binary
-                                                         attribute is a 2-way group (or a synthetic table)
+    tag_cdcgan    data/prepared/faces.pt                 x [N,3,64,64], cond = tags [N, G]: one index per tag
+                                                         group (``tag_groups``; default every binary attribute
+                                                         a 2-way group), or a synthetic table
+
+The attributes are :func:`genda.data.face_attrs.load_face_attributes`'s (``face_attrs.pt`` when the params
+name a table, else ``faces.pt``'s own).
 
 Training (:func:`train_cond`) follows :mod:`genda.gan.train`: the split stays on the device as uint8,
 batch ``k`` of step ``s`` is ``BatchStream.indices(s * batches_per_step + k)``, every random draw comes
@@ -39,6 +43,7 @@ from torch import Tensor
 from genda.runtime import distributed
 from genda.runtime.checkpoint import Checkpointer, load_weights, save_atomic  # noqa: F401  (tests patch Checkpointer here)
 from genda.choices import DIGIT_METHODS
+from genda.data.face_attrs import load_face_attributes, tag_groups
 from genda.data.store import BatchStream, binary_attributes, digits_path, faces_path, load_prepared
 from genda.errors import ConfigError, DataError
 from genda.data.tensors import to_float_images, to_uint8_images
@@ -84,11 +89,11 @@ def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) 
     x = d["x_train"]
     base = {"kind": "faces", "method": method, "img_size": int(x.shape[-1]), "channels": int(x.shape[1]),
             "source": str(path)}
-    attrs, names = d.get("attrs_train"), list(d.get("attr_names") or [])
-    has_table = attrs is not None and torch.is_tensor(attrs) and attrs.ndim == 2 and attrs.shape[1] > 0 and names
-    if has_table and (len(attrs) != len(x) or attrs.shape[1] != len(names)):
-        raise DataError(f"{path}: attrs_train is {tuple(attrs.shape)} but there are {len(x)} images and "
-                        f"{len(names)} attr_names")
+    table = load_face_attributes(root, faces=d)
+    attrs, names = table["attrs_train"], table["attr_names"]
+    has_table = attrs is not None
+    if has_table:
+        path = Path(table["source"])  # the file the attributes come from (faces.pt or face_attrs.pt)
     if method == "attr_acgan":
         if not has_table:
             raise ConfigError(f"cond_gens.{name}: attr_acgan needs a face attribute table, but {path} has none "
@@ -118,8 +123,15 @@ def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) 
     else:
         if not has_table:
             raise ConfigError(f"cond_gens.{name}: tag_source 'faces' needs a face attribute table, but {path} "
-                              f"has none; set tag_source: synthetic")
-        tags, dims, group_names = binary_attributes(attrs), [2] * len(names), names
+                              f"has none; set data.face_attrs or tag_source: synthetic")
+        t = tag_groups(attrs, names, cfg.get("tag_groups"), where=f"cond_gens.{name}.tag_groups")
+        kept = int(t["keep"].sum())
+        if kept < 2:
+            raise DataError(f"{path}: only {kept} training faces have one value in every tag group "
+                            f"{t['names']}; tag_cdcgan needs more")
+        x, tags = x[t["keep"]], t["tags"][t["keep"]]
+        return CondData(x, tags, {**base, "tag_dims": t["dims"], "tag_names": t["names"], "tag_values": t["values"],
+                                  "tag_groups": cfg.get("tag_groups") or {n: [n] for n in names}, "tag_source": "faces", "n_left_out": len(t["keep"]) - kept})
     return CondData(x, tags, {**base, "tag_dims": dims, "tag_names": group_names, "tag_source": cfg["tag_source"]})
 
 

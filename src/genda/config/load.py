@@ -94,6 +94,14 @@ def _check_paths(params: dict, base: Path) -> None:
                 f"params: 'data.root' = {data['root']!r} does not exist (resolved to {root.resolve()}); source "
                 f"'{data['source']}' reads its dataset from there. Point it at your data folder, "
                 f"e.g. ../shared/data, or use data.source: embedded")
+    attrs = data.get("face_attrs")
+    if attrs and data["source"] != "npz":
+        raise ConfigError(f"params: 'data.face_attrs' = {attrs!r} is read for data.source 'npz' only (the course and "
+                          f"torchvision sources carry their own attributes); source is '{data['source']}'")
+    if attrs and not resolve_path(attrs, base).is_file():
+        raise ConfigError(f"params: 'data.face_attrs' = {attrs!r} does not exist (resolved to "
+                          f"{resolve_path(attrs, base).resolve()}); the faces' attribute table, e.g. "
+                          f"../shared/data/faces/list_attr_celeba_first20k.txt, or null")
     w = params["evaluate"]["inception_weights"]
     if w and not resolve_path(w, base).exists():
         raise ConfigError(f"params: 'evaluate.inception_weights' = {w!r} does not exist")

@@ -23,7 +23,9 @@ def face_gan_config(params: dict, name: str) -> dict:
     """Effective settings of face-GAN method `name`: `gan` + top-level lrs/smoothing + its overrides.
 
     ``cfg["compute"]``: the training numerics, the top-level ``compute`` updated by ``gan.compute`` and then
-    ``face_gans.<name>.compute`` (:func:`effective_compute`); sampling keeps the top-level section."""
+    ``face_gans.<name>.compute`` (:func:`effective_compute`); sampling keeps the top-level section.
+
+    Raises ConfigError for an unknown name or style mixing (``mixing_prob`` > 0) without a style generator."""
     if name not in params["face_gans"]:
         raise ConfigError(f"unknown face GAN '{name}'; defined in params.face_gans: {', '.join(params['face_gans'])}")
     cfg = copy.deepcopy(params["gan"])
@@ -31,6 +33,9 @@ def face_gan_config(params: dict, name: str) -> dict:
     entry = params["face_gans"][name] or {}
     cfg.update(entry)
     cfg["compute"] = effective_compute(params, params["gan"].get("compute"), entry.get("compute"))
+    if cfg.get("mixing_prob") and cfg["arch"] != "stylegan2_lite":
+        raise ConfigError(f"params: 'face_gans.{name}' has mixing_prob {cfg['mixing_prob']} with arch "
+                          f"{cfg['arch']}; style mixing needs a style generator: arch stylegan2_lite, or mixing_prob 0")
     return cfg
 
 

@@ -151,6 +151,9 @@ class Data(Section):
     max_faces: Annotated[int, Field(ge=2)] | None
     faces: bool
     usps_frame: Literal[USPS_FRAMES] = None
+    face_attrs: str | None = Field(None, description="attribute table of the npz faces (CelebA's list_attr_celeba.txt "
+                                                     "format or a CSV), relative to the project; null: a table beside "
+                                                     "the faces if any")
 
 
 class Gan(Section):
@@ -182,6 +185,12 @@ class Gan(Section):
     beta1: Unit
     beta2: Unit
     gp_weight: NonNeg
+    r1_gamma: NonNeg = Field(None, description="R1 penalty weight gamma on real images, (gamma/2) E||grad_x D||^2 "
+                                               "(genda.gan.losses.r1_penalty; default 0 = off)")
+    r1_every: PosInt = Field(None, description="lazy regularisation: R1 on every this many-th D step, scaled by it "
+                                               "(default 16)")
+    mixing_prob: Unit = Field(None, description="style mixing probability of a training forward of G (arch "
+                                                "stylegan2_lite only; default 0 = off)")
     checkpoint_every: PosInt
     log_every: PosInt
     compute: ComputeOverride = Field(None, description="the face GANs' training numerics (default: top level)")
@@ -307,6 +316,9 @@ class Cond(Section):
     embed_dim: PosInt
     tag_source: Literal["faces", "synthetic"]
     synthetic_tag_dims: Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=1)]
+    tag_groups: dict[str, Annotated[list[str], Field(min_length=1)]] | None = Field(
+        None, description="tag_cdcgan, tag_source faces: group name -> attributes (one: off/on; several: which one "
+                          "is on, e.g. hair: [Black_Hair, Blond_Hair, Brown_Hair, Gray_Hair]); null: each attribute")
     # DDPM
     lr: NonNeg
     denoiser: Literal["context_unet", "film_unet"]
@@ -406,8 +418,9 @@ class Style(Section):
 class Summary(Section):
     """``summary``: the results table of the stage ``summary`` (genda.pipeline.summary)."""
 
-    targets: dict[str, NonNeg] = Field(description="result row (e.g. da/mnistm-usps/dann) -> its target: "
-                                                   "accuracies and rates at least this, FIDs at most")
+    targets: dict[str, NonNeg | str] = Field(
+        description="result row (e.g. da/mnistm-usps/dann) -> its target: accuracies and rates at least this, FIDs "
+                    "and identity ratios at most; or another row's name (e.g. faces/dcgan/fid): that row's value")
 
 
 class Params(Section):

@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 
 from genda.data.imageio import reframe_uint8
-from genda.data.sources import DigitSplits, load_digits, load_faces
+from genda.data.sources import DigitSplits, load_digits, load_faces, npz_face_attributes
+from genda.data.face_attrs import face_attrs_path
 from genda.data.store import digits_path, faces_path, save_prepared
 from genda.runtime.records import write_json
 
@@ -18,8 +19,11 @@ def mnist_framed(s: DigitSplits, size: int) -> DigitSplits:
                        s.description + f"; MNIST framing: shrunk to {box}x{box}, centred on {size}x{size}")
 
 
-def prepare_all(data: dict, *, root: str, seed: int, out: Path | None = None) -> dict:
-    """Prepare every domain in `data["domains"]` and the face set; returns the manifest it writes."""
+def prepare_all(data: dict, *, root: str, seed: int, out: Path | None = None, face_attrs: str | None = None) -> dict:
+    """Prepare every domain in `data["domains"]` and the face set; returns the manifest it writes.
+
+    ``face_attrs`` (``data.face_attrs`` resolved): an attribute table for the ``npz`` faces, written row for row
+    with the prepared faces to ``face_attrs.pt`` (:func:`genda.data.store.load_face_attributes` reads it first)."""
     out = out or Path(".")
     manifest = {"source": data["source"], "digits": {}, "faces": {}}
     for domain in data["domains"]:
@@ -45,5 +49,14 @@ def prepare_all(data: dict, *, root: str, seed: int, out: Path | None = None) ->
     manifest["faces"] = {"train": len(f.x_train), "test": len(f.x_test), "shape": list(f.x_train.shape[1:]),
                          "attr_names": list(f.attr_names), "description": f.description}
     print(f"[prepare] faces: {len(f.x_train)} train / {len(f.x_test)} test  {tuple(f.x_train.shape[1:])}")
+    if face_attrs:
+        a = npz_face_attributes(face_attrs, root=root, seed=seed, max_train=data["max_faces"],
+                                test_fraction=data["face_test_fraction"])
+        if len(a["attrs_train"]) != len(f.x_train) or len(a["attrs_test"]) != len(f.x_test):
+            raise AssertionError("face attributes and faces differ in length")  # one split function: cannot happen
+        save_prepared(a, face_attrs_path(out))
+        manifest["faces"]["attrs_table"] = a["table"]
+        manifest["faces"]["attr_names"] = a["attr_names"]
+        print(f"[prepare] face attributes: {len(a['attr_names'])} from {a['table']}")
     write_json(manifest, out / "data/prepared/manifest.json")
     return manifest

@@ -136,10 +136,7 @@ def load_faces(source: str, *, root: str | os.PathLike | None, size: int = 64, c
             or not 0.0 <= float(test_fraction) < 1.0:
         raise ConfigError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}")
 
-    def cap(split: str, n: int) -> torch.Tensor:
-        return subset_indices(n, max_train if split == "train" else max_test,
-                              derive_seed(seed, "subset", "faces", split))
-
+    cap = _face_capper(seed, max_train, max_test)
     if source == "embedded":
         xtr, xte, atr, ate, names, desc = embedded_faces(size=size, seed=seed)
         ktr, kte = cap("train", len(xtr)), cap("test", len(xte))
@@ -242,16 +239,13 @@ def _npz_faces(root: Path, *, size, crop, cap, seed, test_fraction, max_train, m
                **_) -> FaceSplits:
     collection = _FaceCollection.discover(root)
     n = len(collection.items)
-    g = torch.Generator().manual_seed(derive_seed(seed, "faces-split"))
-    perm = torch.randperm(n, generator=g)
     n_test = int(round(test_fraction * n))
-    split_idx = {"test": perm[:n_test].sort().values, "train": perm[n_test:].sort().values}
+    split_items = _npz_split(collection, seed=seed, test_fraction=test_fraction, cap=cap)
     table = collection.attr_table()
     xs, attrs = {}, {}
     try:
         for split in SPLITS:
-            idx = split_idx[split]
-            items = [collection.items[i] for i in idx[cap(split, len(idx))].tolist()]
+            items = split_items[split]
             attrs[split] = None if table is None else table.lookup([it.key for it in items])
             xs[split] = load_images(items, collection.read, crop=crop, size=size)
     finally:
@@ -263,6 +257,49 @@ def _npz_faces(root: Path, *, size, crop, cap, seed, test_fraction, max_train, m
     out = FaceSplits(xs["train"], xs["test"], attrs["train"], attrs["test"],
                      [] if table is None else list(table.names), desc)
     return _note_face_subset(out, n - n_test, n_test, max_train, max_test)
+
+
+def _face_capper(seed: int, max_train: int | None, max_test: int | None) -> Callable[[str, int], torch.Tensor]:
+    """``cap(split, n)``: the seeded subset of a split's ``n`` faces that ``max_train`` / ``max_test`` keep."""
+    def cap(split: str, n: int) -> torch.Tensor:
+        return subset_indices(n, max_train if split == "train" else max_test,
+                              derive_seed(seed, "subset", "faces", split))
+    return cap
+
+
+def _npz_split(collection: "_FaceCollection", *, seed: int, test_fraction: float, cap) -> dict[str, list]:
+    """The faces of each split, in the prepared order: a seeded permutation of the sorted names puts
+    ``round(test_fraction * n)`` in test, each split sorted, then ``cap``'s subset."""
+    n = len(collection.items)
+    g = torch.Generator().manual_seed(derive_seed(seed, "faces-split"))
+    perm = torch.randperm(n, generator=g)
+    n_test = int(round(test_fraction * n))
+    split_idx = {"test": perm[:n_test].sort().values, "train": perm[n_test:].sort().values}
+    return {split: [collection.items[i] for i in idx[cap(split, len(idx))].tolist()]
+            for split, idx in split_idx.items()}
+
+
+def npz_face_attributes(table: str | os.PathLike, *, root: str | os.PathLike, seed: int = 0,
+                        max_train: int | None = None, max_test: int | None = None,
+                        test_fraction: float = 0.1) -> dict:
+    """The attributes of the ``npz`` faces under ``root`` from the attribute table file ``table`` (CelebA's
+    ``list_attr_celeba.txt`` format or a CSV ``image_id,<attr>,...``), row for row in the order
+    :func:`load_faces` (same arguments) prepares the faces: ``{"attrs_train": float32 [N_train, K] of 0/1,
+    "attrs_test": [N_test, K], "attr_names": [K names], "table": the table's file name}`` (its name, not its path: the
+    prepared data must hash the same in every clone). Only image names are read (no decoding).
+
+    DataError naming the file when the table is missing, malformed (a line with the wrong number of values, a
+    value not in {-1, 0, 1}) or has no row for one of the faces."""
+    path = Path(os.path.expanduser(str(table)))
+    if not path.is_file():
+        raise DataError(f"face attribute table {path} not found (params: data.face_attrs)")
+    parsed = _AttrTable.parse(path.read_text(encoding="utf-8", errors="replace"), path)
+    collection = _FaceCollection.discover(_require_root(root, "npz"))
+    split = _npz_split(collection, seed=seed, test_fraction=float(test_fraction),
+                       cap=_face_capper(seed, max_train, max_test))
+    return {"attrs_train": parsed.lookup([it.key for it in split["train"]]),
+            "attrs_test": parsed.lookup([it.key for it in split["test"]]),
+            "attr_names": list(parsed.names), "table": path.name}
 
 
 class _FaceItem:

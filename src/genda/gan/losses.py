@@ -1,4 +1,4 @@
-"""Adversarial losses on raw discriminator logits, and the WGAN-GP gradient penalty.
+"""Adversarial losses on raw discriminator logits, the WGAN-GP gradient penalty and the R1 penalty.
 
 Notation: r = D(x) logits on a real batch [B], f = D(G(z)) logits on a generated batch [B],
 σ the logistic sigmoid, E the batch mean, a / b the real / fake targets (floats or tensors [B]).
@@ -12,6 +12,10 @@ lsgan    ½E[(r − a)²] + ½E[(f − b)²]             (Mao et al. 2017)  ½E[
 wgan_gp  E[f] − E[r]  (+ λ·GP, added by the trainer, Gulrajani 2017) −E[f]
 hinge    E[relu(1 − r)] + E[relu(1 + f)]         (Lim & Ye 2017)    −E[f]
 ======== ========================================================== ===========================
+
+Penalties on the critic's input gradient, added by the trainer to the D loss: :func:`gradient_penalty` (WGAN-GP,
+on interpolates, ``gp_weight``) and :func:`r1_penalty` (R1 on real images, lazily every ``r1_every`` D steps,
+``r1_gamma``; StyleGAN2's recipe with the non-saturating ``bce`` loss).
 """
 from __future__ import annotations
 
@@ -97,3 +101,28 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1.0).pow(2).mean()
+
+
+def r1_penalty(critic, real: torch.Tensor, gamma: float, every: int = 1) -> torch.Tensor:
+    """R1 penalty (Mescheder et al., 2018) with lazy regularisation (Karras et al., 2020, StyleGAN2 §3.1):
+
+        R1 = (γ / 2) · k · E_b[ ‖∇_x Σ_b' D(x)_b' |_b‖²₂ ],
+
+    with x = ``real`` [B, C, H, W] (detached here, then ``requires_grad``), D(x) = ``critic(x)`` logits [B],
+    ∇_x Σ_b' D(x)_b' [B, C, H, W] the gradient of the summed logits (as the official code; with a minibatch-std
+    layer a sample's logit also depends on the others), |_b its sample b flattened to C·H·W, γ = ``gamma`` and
+    k = ``every``: the trainer adds this term on every k-th D step only, so it is scaled by k to keep the
+    penalty's expected weight γ/2 per step. Returns a scalar (fp32), with ``create_graph=True`` so that it
+    back-propagates into the critic's weights.
+
+    Numerics: the critic's forward pass and the gradient run in fp32 with autocast disabled, also inside the
+    trainers' bf16 autocast region (a squared input gradient of a well-trained D is small; bf16's 8-bit
+    mantissa would round it coarsely), and x is cast to fp32 first. A lazy term costs one extra fp32 forward and
+    double backward of D every k steps.
+    """
+    x = real.detach().float().requires_grad_(True)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        out = critic(x)
+        (grad,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)
+        sq_norm = grad.pow(2).flatten(1).sum(dim=1)  # [B]
+    return (0.5 * float(gamma) * int(every)) * sq_norm.mean()

@@ -12,12 +12,13 @@ from genda.gan.networks import build_generator
 from genda.rng import sample_z
 
 
-def run_generator(G: nn.Module, z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def run_generator(G: nn.Module, z: torch.Tensor, generator: torch.Generator, **mixing) -> torch.Tensor:
     """G(z), with G's noise inputs (StyleGAN2-lite) drawn from ``generator`` too, so that fixed-seed samples
-    and resumed trainings are reproducible."""
+    and resumed trainings are reproducible. ``mixing``: a training forward's style-mixing inputs
+    (:func:`genda.gan.tricks.style_mixing`; none here when sampling, which feeds one w to every layer)."""
     if getattr(G, "takes_noise_generator", False):
-        return G(z, noise_generator=generator)
-    return G(z)
+        return G(z, noise_generator=generator, **mixing)
+    return G(z, **mixing)
 
 
 def load_generator(path: Path, device: torch.device) -> tuple[nn.Module, dict]:

@@ -3,13 +3,18 @@
 A method is a set of params (``face_gans.<name>`` over the shared ``gan`` section), never a copied
 trainer.  Per iteration::
 
-    repeat d_steps:  D ← D − ∇ [ L_D(D(aug(x)), D(aug(G(z)))) + λ_gp·GP ]   (skipped while L_D < d_skip_threshold)
+    repeat d_steps:  D ← D − ∇ [ L_D(D(aug(x)), D(aug(G(z)))) + λ_gp·GP + [i % k = 0]·R1_k ]
+                     (skipped while L_D < d_skip_threshold)
     repeat g_steps:  G ← G − ∇ L_G(D(aug(G(z))))                          (then EMA of G, if enabled)
 
 with L from :class:`genda.gan.losses.GANLoss` (bce | lsgan | wgan_gp | hinge), real/fake targets from
 label smoothing or noisy labels, z from the chosen prior, aug = optional h-flip (real only) and
-DiffAugment (both).  Data stay on the device as uint8; every random draw comes from one seeded CPU
-generator whose state is checkpointed, so an interrupted run resumes bit-for-bit on CPU.
+DiffAugment (both). R1_k = (γ/2)·k·E‖∇_x D(aug(x))‖² (:func:`genda.gan.losses.r1_penalty`, γ = ``r1_gamma``,
+off at 0) on the real batch, lazily on the D steps i = 0, k, 2k, ... (i counts D steps over the run,
+k = ``r1_every``), in fp32; the logged ``loss_d`` includes it on those steps, as it includes λ_gp·GP. G(z) of
+both the D and the G step is style-mixed with probability ``mixing_prob`` (:func:`genda.gan.tricks.style_mixing`;
+StyleGAN2-lite only). Data stay on the device as uint8; every random draw comes from one seeded CPU generator
+whose state is checkpointed, so an interrupted run resumes bit-for-bit on CPU.
 """
 from __future__ import annotations
 
@@ -22,11 +27,11 @@ from genda.runtime.checkpoint import save_atomic
 from genda.data.store import BatchStream
 from genda.gan.networks import build_discriminator, build_generator
 from genda.gan.sample import run_generator
-from genda.gan.tricks import EMA, EMA_BN_BATCHES, real_fake_targets, should_skip_d
+from genda.gan.tricks import EMA, EMA_BN_BATCHES, real_fake_targets, should_skip_d, style_mixing
 from genda.data.augment import diff_augment, random_hflip
 from genda.train.optim import make_optimizer, make_scheduler
 from genda.rng import sample_z
-from genda.gan.losses import GANLoss, gradient_penalty
+from genda.gan.losses import GANLoss, gradient_penalty, r1_penalty
 from genda.train.loop import TrainLoop, setup, share, write_history  # noqa: F401  (write_history: re-exported)
 from genda.data.tensors import to_float_images
 
@@ -83,6 +88,13 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
                                "compute": c.record()}, tracker=tracker, progress=progress)
     bs, zd = stream.batch_size, cfg["z_dim"]
     last_d = float("inf")
+    # R1 and style mixing: optional keys (params files from before them: off)
+    r1_gamma, r1_every = cfg.get("r1_gamma") or 0.0, cfg.get("r1_every") or 16
+    mixing_prob = cfg.get("mixing_prob") or 0.0
+
+    def fake_images(z: torch.Tensor) -> torch.Tensor:
+        """G(z) of a training step: its noise and style mixing drawn from ``gen``."""
+        return run_generator(G, z, gen, **style_mixing(G, bs, zd, cfg["z_prior"], mixing_prob, gen, device))
 
     def step_fn(step: int):
         # Autocast covers forward passes and losses only. Its weight cache (a bf16 copy of each parameter, made once
@@ -97,7 +109,7 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
                 real = random_hflip(real, generator=gen)
             z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
             with c.autocast(), torch.no_grad():
-                fake = run_generator(G, z, gen)
+                fake = fake_images(z)
             rt, ft = real_fake_targets(bs, smoothing=cfg["label_smoothing"], noisy_real=_pair(cfg["noisy_real"]),
                                        noisy_fake=_pair(cfg["noisy_fake"]), generator=gen)
             with c.autocast():
@@ -106,6 +118,8 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
                                      ft.to(device) if torch.is_tensor(ft) else ft)
                 if loss.needs_gradient_penalty:
                     d_loss = d_loss + cfg["gp_weight"] * gradient_penalty(D, real, fake, generator=gen)
+                if r1_gamma and (step * cfg["d_steps"] + k) % r1_every == 0:  # lazy R1: D steps 0, k, 2k, ...
+                    d_loss = d_loss + r1_penalty(lambda t: D(aug(t)), real, r1_gamma, r1_every)
             # the D-skip decision must agree on every rank: it uses the loss averaged over them
             last_d = (distributed.mean_scalar(d_loss.detach()) if cfg["d_skip_threshold"] is not None
                       else float(d_loss.detach()))
@@ -118,7 +132,7 @@ def train_gan(cfg: dict, x_train: torch.Tensor, *, seed: int, device: torch.devi
         for _ in range(cfg["g_steps"]):
             z = sample_z(bs, zd, cfg["z_prior"], generator=gen).to(device)
             with c.autocast():
-                g_loss = loss.g_loss(D(aug(run_generator(G, z, gen))))
+                g_loss = loss.g_loss(D(aug(fake_images(z))))
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()

@@ -1,7 +1,8 @@
 """GAN training tricks from the course's seed reports (label smoothing / noisy labels, skipping discriminator
-updates) and one beyond them: an exponential moving average of the generator weights (with standing BatchNorm
-statistics). The latent priors live in :mod:`genda.rng`, DiffAugment and flips in :mod:`genda.data.augment`,
-optimisers and schedules in :mod:`genda.train.optim`.
+updates) and two beyond them: style mixing regularisation of a style generator's training forwards, and an
+exponential moving average of the generator weights (with standing BatchNorm statistics). The latent priors live
+in :mod:`genda.rng`, DiffAugment and flips in :mod:`genda.data.augment`, optimisers and schedules in
+:mod:`genda.train.optim`, the R1 penalty in :mod:`genda.gan.losses`.
 
 Randomness: every function drawing random numbers takes an optional ``torch.Generator`` (see :mod:`genda.rng`).
 """
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from genda.errors import ConfigError
-from genda.rng import rand
+from genda.rng import rand, randint, sample_z
 
 
 # ----------------------------------------------------------------------------- labels
@@ -66,6 +67,35 @@ def should_skip_d(d_loss_value: float, threshold: float | None) -> bool:
     """True when the discriminator is already winning (its loss < ``threshold``) and its update
     should be skipped this step; never skips when ``threshold`` is None."""
     return threshold is not None and float(d_loss_value) < float(threshold)
+
+
+# ----------------------------------------------------------------------------- style mixing
+def style_mixing(G: nn.Module, n: int, z_dim: int, prior: str, prob: float,
+                 generator: torch.Generator | None = None, device="cpu") -> dict:
+    """Style mixing regularisation (Karras et al., 2019, StyleGAN §3.1; StyleGAN2 trains with ``prob`` 0.9) for
+    one training forward of G: the keyword arguments of G's call.
+
+    * with probability 1 − ``prob``: ``{}`` (one w for every layer);
+    * with probability ``prob``: ``{"mix_z": z2, "crossover": c}``, z2 [n, z_dim] a second latent from
+      ``prior`` (on ``device``) and c ~ U{1, …, num_ws − 1} one crossover per batch (as the official code): G's
+      layers before c take w1 = f(z), the rest w2 = f(z2)
+      (:class:`genda.gan.models.stylegan2_lite.StyleGAN2LiteGenerator`).
+
+    Draws from ``generator``: nothing when ``prob`` is 0 (the training's random stream is then that of a
+    trainer without mixing); else u ~ U[0, 1) and, when u < ``prob``, z2 and then c. G must have ``num_ws``
+    (a style generator) when ``prob`` > 0."""
+    if not 0.0 <= prob <= 1.0:
+        raise ConfigError(f"mixing_prob must be in [0, 1], got {prob!r}")
+    if prob == 0:
+        return {}
+    num_ws = getattr(G, "num_ws", None)
+    if num_ws is None:
+        raise ConfigError(f"style mixing (mixing_prob {prob}) needs a style generator (arch stylegan2_lite), "
+                          f"got {type(G).__name__}")
+    if float(rand((), generator=generator)) >= prob:
+        return {}
+    z2 = sample_z(n, z_dim, prior, generator=generator, device=device)
+    return {"mix_z": z2, "crossover": int(randint(1, num_ws, (), generator=generator))}
 
 
 # ----------------------------------------------------------------------------- EMA

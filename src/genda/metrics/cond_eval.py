@@ -3,8 +3,9 @@
 * :func:`evaluate_samples`: accuracy of the pipeline's digit classifier on the generated digits (label from the
   course file name ``{digit}_{nnn}.png``), FID / KID against the real test split and the real-vs-real floor
   (reference features cached by the ``fid_reference`` stage, :mod:`genda.metrics.fid_reference`), the digit FID
-  in the classifier's own feature space; faces: FID / IS / KID, face-detection rate, and for attr_acgan the
-  accuracy of an attribute classifier trained on the real faces.
+  in the classifier's own feature space; faces: FID / IS / KID, face-detection rate, and for attr_acgan and
+  tag_cdcgan how often attribute classifiers trained on the real faces recognise the requested attribute / tags
+  (:func:`score_groups`).
 * :func:`write_curve`: the digit generators' training curve (the ``curve`` samples kept in the model file by
   :func:`genda.cond.train.train_cond`) scored by the same classifier.
 """
@@ -17,7 +18,8 @@ from pathlib import Path
 import torch
 
 from genda.runtime.checkpoint import load_weights
-from genda.data.store import binary_attributes, digits_path, faces_path, load_prepared
+from genda.data.face_attrs import load_face_attributes
+from genda.data.store import digits_path, faces_path, load_prepared
 from genda.errors import ConfigError, DataError
 
 __all__ = ["parse_label", "evaluate_samples", "CURVE_COLUMNS", "write_curve"]
@@ -61,6 +63,38 @@ def write_curve(model_path: Path, name: str, out_csv: Path, *, root: Path = Path
 
 
 _LABEL = re.compile(r"^(\d+)_\d+$")
+
+
+def score_groups(gen: torch.Tensor, requested: torch.Tensor, faces: dict, table: dict, groups: dict, cfg: dict, *,
+                 seed: int, device, where: str) -> dict:
+    """How often the requested attribute value is recognised in the generated faces, per tag group.
+
+    For each group (one attribute: off / on; several: which one is on, faces with none or several on left out,
+    :func:`genda.data.face_attrs.tag_groups`) a classifier is trained on the real training faces
+    (``cfg["attr_steps"]`` steps, the digit classifier's recipe and width) and scores ``gen`` (uint8 [N,3,S,S])
+    against ``requested`` (long [N, G], column g = group g's requested value). Returns
+    ``{"tag_accuracy": lowest group accuracy, "tag_groups": {group: {"accuracy", "per_class", "classifier_real_acc"
+    (its accuracy on the real test faces of that group)}}}``."""
+    from genda.data.face_attrs import tag_groups
+    from genda.data.tensors import predict_labels
+    from genda.metrics.digit_classifier import accuracy_report, train_classifier
+
+    names = table["attr_names"]
+    tr = tag_groups(table["attrs_train"], names, groups, where=where)
+    te = tag_groups(table["attrs_test"], names, groups, where=where)
+    per = {}
+    for g, (group, dim) in enumerate(zip(tr["names"], tr["dims"])):
+        keep = tr["keep"] if dim > 2 else torch.ones(len(tr["keep"]), dtype=torch.bool)
+        c = {**cfg, "steps": cfg["attr_steps"], "checkpoint_every": 10 ** 9}
+        clf, _ = train_classifier(c, faces["x_train"][keep], tr["tags"][keep, g], n_classes=dim, seed=seed,
+                                  device=device, ckpt_dir=None, progress=False, tag=f"attr_classifier_{group}")
+        rep = accuracy_report(predict_labels(clf, gen, device, batch=500), requested[:, g], dim)
+        kt = te["keep"] if dim > 2 else torch.ones(len(te["keep"]), dtype=torch.bool)
+        real = (accuracy_report(predict_labels(clf, faces["x_test"][kt], device, batch=500), te["tags"][kt, g], dim)
+                ["accuracy"] if int(kt.sum()) else None)
+        per[group] = {"accuracy": rep["accuracy"], "per_class": rep["per_class"], "classifier_real_acc": real,
+                      "values": tr["values"][g]}
+    return {"tag_accuracy": min(v["accuracy"] for v in per.values()), "tag_groups": per}
 
 
 def parse_label(stem: str, folder: Path, n_classes: int) -> int:
@@ -145,22 +179,36 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
         m = fidelity_with_floor(gen, *feats,
                                 kid_subset_size=max(2, min(ev["kid_subset_size"], len(gen), len(ref))), **fid_kw)
         m.update(face_detection_rate(gen))
-        if info["method"] == "attr_acgan" and classifier_cfg["attr_steps"] > 0:
-            attr = info["attribute"]
-            names = list(faces.get("attr_names") or [])
-            if attr not in names:
-                raise DataError(f"{faces_path(root)}: attribute {attr!r} of the samples is not in attr_names {names}")
-            a = names.index(attr)
-            cfg = {**classifier_cfg, "steps": classifier_cfg["attr_steps"], "checkpoint_every": 10 ** 9}
-            clf, _ = train_classifier(cfg, faces["x_train"], binary_attributes(faces["attrs_train"][:, a]), n_classes=2,
-                                      seed=seed, device=device, ckpt_dir=None, progress=False, tag="attr_classifier")
-            labels = torch.tensor([parse_label(s, folder, 2) for s in stems])
-            rep = accuracy_report(predict_labels(clf, gen, device, batch=500), labels, 2)
-            out.update(attr_accuracy=rep["accuracy"], attr_per_class_accuracy=rep["per_class"], attribute=attr)
-            if faces.get("attrs_test") is not None and len(faces["x_test"]):
-                real = accuracy_report(predict_labels(clf, faces["x_test"], device, batch=500),
-                                       binary_attributes(faces["attrs_test"][:, a]), 2)
-                out["attr_classifier_real_acc"] = real["accuracy"]
+        if info["method"] == "attr_acgan":  # do the off/on pairs keep the identity? (genda.metrics.pair_identity)
+            from genda.metrics.fidelity import extract_features, metric_layers
+            from genda.metrics.pair_identity import pair_identity
+
+            layer = metric_layers(choice, isc=False, kid=False)["fid"]
+            feats = lambda x: extract_features(x, choice, [layer], batch_size=ev["batch_size"],  # noqa: E731
+                                               device=str(device)).features[layer]
+            out.update(pair_identity(gen, stems, feats, f"{choice.name} ({choice.weights}), layer {layer}"))
+        if info["method"] in ("attr_acgan", "tag_cdcgan") and classifier_cfg["attr_steps"] > 0:
+            table = load_face_attributes(root, faces=faces)
+            if table["attrs_train"] is None:
+                raise DataError(f"{faces_path(root)}: the faces have no attribute table to score {info['method']}'s "
+                                f"samples with (data.face_attrs)")
+            if info["method"] == "attr_acgan":
+                groups = {info["attribute"]: [info["attribute"]]}
+                requested = torch.tensor([[parse_label(s, folder, 2)] for s in stems])
+            else:
+                groups = info.get("tag_groups") or {n: [n] for n in info["tag_names"]}
+                tag_file = json.loads((sample_dir / "tags.json").read_text())
+                missing = [s for s in stems if s not in tag_file]
+                if missing:
+                    raise DataError(f"{sample_dir / 'tags.json'}: no tags for {missing[:3]}")
+                requested = torch.tensor([tag_file[s] for s in stems])
+            out.update(score_groups(gen, requested, faces, table, groups, classifier_cfg, seed=seed, device=device,
+                                    where=str(sample_dir / "meta.json")))
+            if info["method"] == "attr_acgan":
+                g = out.pop("tag_groups")[info["attribute"]]
+                out.update(attr_accuracy=g["accuracy"], attr_per_class_accuracy=g["per_class"],
+                           attribute=info["attribute"], attr_classifier_real_acc=g["classifier_real_acc"])
+                out.pop("tag_accuracy")
         out["fid_reference"] = ev["fid_reference"]
     out.update(m)
     return out

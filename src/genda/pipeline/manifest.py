@@ -7,7 +7,8 @@ pins the folder's content, and the evaluation checks every file against it befor
 that differs, is missing or is not listed is a DataError naming it, never a score of other images.
 
 Format: ``{"files": {"<path relative to the folder>": "<md5>", ...}}`` (sorted; the manifest itself is not
-listed when it lies inside the folder).
+listed when it lies inside the folder, nor are hidden files: DVC writes a ``.gitignore`` beside the outputs it
+tracks, before or after the stage ran, and it is no sample).
 """
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ MANIFEST = "manifest.json"
 
 
 def folder_md5s(folder: Path, skip: Path | None = None) -> dict[str, str]:
-    """``{relative posix path: md5}`` of every file under ``folder`` except ``skip``."""
+    """``{relative posix path: md5}`` of every file under ``folder`` except ``skip`` and hidden files (``.*``)."""
     folder = Path(folder)
     skip = Path(skip).resolve() if skip is not None else None
     return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.resolve() != skip}
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.resolve() != skip and not any(part.startswith(".") for part in p.relative_to(folder).parts)}
 
 
 def write_manifest(folder: Path, manifest: Path) -> int:

@@ -36,7 +36,7 @@ def params_text(name: str, root: Path = ROOT) -> str:
     return head + yaml.safe_dump(params, sort_keys=False, width=120, allow_unicode=True)
 
 
-_CODE = re.compile(r"^(\s*(?:-\s+|cmd:\s+python\s+))((?:stages|src)/)", re.M)
+_CODE = re.compile(r"^(\s*(?:-\s+|cmd:\s+python\s+))((?:stages|src|configs)/)", re.M)
 
 
 def dvc_text(name: str, root: Path = ROOT) -> str:
@@ -44,6 +44,36 @@ def dvc_text(name: str, root: Path = ROOT) -> str:
     text = (root / "dvc.yaml").read_text()
     head = _HEADER.format(src="dvc.yaml", name=name, what="the default pipeline's stages, run in this folder.")
     return head + _CODE.sub(lambda m: m.group(1) + "../" + m.group(2), text)
+
+
+def hydra_value(v) -> str:
+    """``v`` in the override grammar ``dvc exp run -S`` parses (Hydra): ``{loss:lsgan,lr_d:0.0001}``,
+    ``[a,b]``, ``true``, ``null``; numbers as Python writes them; a string with other characters than a name's
+    double-quoted (the -S itself goes in single quotes)."""
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(hydra_value(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str) and not re.fullmatch(r"[A-Za-z_][\w.-]*", v):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'  # e.g. "color,translation,cutout"
+    return "null" if v is None else str(v)
+
+
+def methods_elsewhere(params: dict, name: str = "real", root: Path = ROOT) -> dict[str, dict[str, str]]:
+    """The face methods the profile ``name`` runs and ``params`` does not: ``{"face_gans" | "cond_gens":
+    {method: the dvc exp run -S that adds it to this run, with the profile's recipe}}`` (the recipe's own
+    keys; its sizes, e.g. ``steps``, are the profile's). Empty maps when ``params`` runs them all."""
+    from genda.config.profiles import plain, read_overlay
+
+    overlay = plain(read_overlay(root / PROFILES[name])[0], where=PROFILES[name])
+    out: dict[str, dict[str, str]] = {}
+    for section in ("face_gans", "cond_gens"):
+        have = params.get(section) or {}
+        out[section] = {m: f"dvc exp run -S '+{section}.{m}={hydra_value(recipe or {})}'"
+                        for m, recipe in (overlay.get(section) or {}).items() if m not in have}
+    return out
 
 
 def expected(root: Path = ROOT) -> dict[Path, str]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from genda.pipeline.cost_plot import cost_figure
 from genda.pipeline.plots import accuracy_curve_figure, loss_figure
+from genda.pipeline.profile import methods_elsewhere
+from genda.pipeline.summary import stage_walls
 from genda.runtime.tracking import git_commit
 from genda.train.timing import curve_table
 
@@ -73,8 +76,11 @@ def build_report(params: dict, root: Path = Path("."), out_dir: Path = Path("rep
         fig = loss_figure(curves, ("loss_d", "loss_g"), out_dir / "gan_losses.png", "face-GAN losses")
         if fig:
             lines += ["Loss curves:", "", "![gan losses](gan_losses.png)", ""]
+        lines += _cost_section(params, root, out_dir)
+    lines += _elsewhere("face_gans", "Face GANs", params)
 
     lines += _conditional_section(params, root, out_dir, rel)
+    lines += _elsewhere("cond_gens", "Conditional face generators", params)
 
     # ---- domain adaptation
     da = params["da"]
@@ -135,6 +141,71 @@ def _style_section(params: dict, root: Path, rel) -> list[str]:
     return lines
 
 
+def _face_condition_lines(gens: list[str], root: Path) -> list[str]:
+    """attr_acgan: the attribute classifier's real accuracy and the identity measure of its off/on pairs;
+    tag_cdcgan: each tag group's recognition rate and its classifier's real accuracy."""
+    lines = []
+    for g in gens:
+        m = _load(root / f"metrics/cond/{g}.json") or {}
+        if "attr_accuracy" in m:
+            lines.append(f"**{g}**: the requested '{m.get('attribute')}' state is recognised in "
+                         f"{_f(m['attr_accuracy'], '{:.1%}')} of the generated faces (off / on: "
+                         + " / ".join(_f(v, '{:.1%}') for v in (m.get("attr_per_class_accuracy") or []))
+                         + f") by an attribute classifier trained in the pipeline on the real faces (its accuracy "
+                         f"on the real test faces: {_f(m.get('attr_classifier_real_acc'), '{:.1%}')}).")
+        if "identity_ratio" in m:
+            lines.append(f"Identity of the {m['identity_n_pairs']} off/on pairs (same z): the distance between the "
+                         "two faces of a pair over the distance to an unrelated generated face (0: only the "
+                         f"attribute changed; 1: no closer than a stranger) is {m['identity_ratio']:.3f} in the "
+                         f"features of {m['identity_feature_space']} and {m['identity_ratio_pixels']:.3f} in "
+                         "pixels.")
+        if m.get("tag_groups"):
+            lines += ["", f"**{g}**: how often each requested tag is recognised in the generated faces (classifiers "
+                      "trained in the pipeline on the real faces):", "",
+                      "| tag group | values | recognised | classifier on real test faces |", "|---|---|---|---|"]
+            for group, v in m["tag_groups"].items():
+                lines.append(f"| {group} | {', '.join(map(str, v.get('values') or []))} | "
+                             f"{_f(v.get('accuracy'), '{:.1%}')} | {_f(v.get('classifier_real_acc'), '{:.1%}')} |")
+        if lines and lines[-1] != "":
+            lines.append("")
+    return lines
+
+
+def _elsewhere(section: str, what: str, params: dict) -> list[str]:
+    """The methods of ``section`` the real profile runs and this run does not, each with the -S that adds it."""
+    missing = methods_elsewhere(params)[section]
+    if not missing:
+        return []
+    lines = [f"{what} not in this run (see the real profile, `configs/real.yaml` and `real/report/index.md`); "
+             "one knob adds one here, with the real profile's recipe:", ""]
+    lines += [f"- **{m}**: `{cmd}`" for m, cmd in missing.items()]
+    if section == "cond_gens":
+        lines.append("- attr_acgan and tag_cdcgan read CelebA's attributes (`data.face_attrs`); on the embedded faces "
+                     "set `attribute` / `tag_groups` to the embedded ones (Mirrored, Bright).")
+    return lines + [""]
+
+
+def _cost_section(params: dict, root: Path, out_dir: Path) -> list[str]:
+    """FID and face rate of every face generator against its training stage's wall time (walls/), one figure."""
+    walls = stage_walls(root / "walls")
+    pts = {}
+    for g in params["face_gans"]:
+        m = _load(root / f"metrics/gan/{g}/eval.json") or {}
+        pts[g] = {"wall_s": (walls.get(f"train_gan@{g}") or {}).get("wall_s"), "fid": m.get("fid"),
+                  "face_rate": m.get("face_rate")}
+    for g in params.get("cond_gens") or {}:
+        m = _load(root / f"metrics/cond/{g}.json") or {}
+        pts[g] = {"wall_s": (walls.get(f"train_cond@{g}") or {}).get("wall_s"), "fid": m.get("fid"),
+                  "face_rate": m.get("face_rate")}
+    machines = sorted({w.get("machine", "?") for k, w in walls.items() if k.split("@")[-1] in pts})
+    if not cost_figure(pts, out_dir / "face_cost.png"):
+        return []
+    return ["Quality at equal cost: each face generator's FID and face rate against the wall time of its training "
+            f"stage (walls/, {'; '.join(machines)}; threads as recorded there). One point per method (its final "
+            "model): the trainings keep no intermediate snapshots to draw a curve from.", "",
+            "![face generators: quality vs training wall time](face_cost.png)", ""]
+
+
 def _conditional_section(params: dict, root: Path, out_dir: Path, rel) -> list[str]:
     """Conditional generators: classifier accuracy of generated digits / attributes, FID/KID, grids."""
     gens = list(params.get("cond_gens") or {})
@@ -171,6 +242,7 @@ def _conditional_section(params: dict, root: Path, out_dir: Path, rel) -> list[s
                          f"{_f(m['fid_real_floor'], '{:.2f}')} | – | {_f(m['kid_real_floor'], '{:.4f}')} | – | "
                          f"{m.get('extractor', '–')} | – |")
     lines.append("")
+    lines += _face_condition_lines(gens, root)
     for g in gens:
         for name, what in (("grid.png", "samples (one row per class / tag combination; attr_acgan: off / on)"),
                            ("reverse.png", "reverse process of the first \"0\"")):

@@ -18,10 +18,13 @@ one column per key:
 The detailed JSONs (``metrics/**``) stay as they are, plain outputs of their stages.
 
 ``summary/headline.json`` (+ ``summary/headline.md``) is the results table with one named row per number
-(``da/<pair>/<setting>``, ``da/<pair>/best``, ``cond/<name>/accuracy``, ``cond/classifier/real_acc``,
-``faces/<gan>/fid``, ``faces/<gan>/face_rate``): ``value`` (accuracies and rates as fractions), ``std`` and
+(``da/<pair>/<setting>``, ``da/<pair>/best``, ``cond/<digits>/accuracy``, ``cond/<attr>/attr_accuracy``,
+``cond/<tags>/tag_accuracy``, ``cond/<face method>/face_rate``, ``cond/<attr>/identity_ratio``,
+``cond/classifier/real_acc``, ``faces/<gan>/fid``, ``faces/<gan>/face_rate``): ``value`` (accuracies and rates as
+fractions), ``std`` and
 ``per_seed`` over the DA seeds, ``n_seeds``, the training wall time, the machine and the stage that produced it, and
-for the rows ``summary.targets`` names, ``target`` and ``met``; at the top ``total_train_wall_s``, the training
+for the rows ``summary.targets`` names, ``target`` and ``met`` (a target given as another row's name compares with
+that row's value on the same run, e.g. a face GAN's FID against Method A's, and keeps the name as ``target_row``); at the top ``total_train_wall_s``, the training
 seconds of every row summed, and ``total_wall_s``, the wall time of every stage that recorded one in ``walls/``
 (:mod:`genda.runtime.walls`), with ``stage_wall_s`` per stage and ``walls_machines``.
 """
@@ -146,6 +149,11 @@ def _machine(env: dict | None) -> str:
     return f"{env.get('cpu', '?')} ({env.get('cpu_isa', '?')}; {env.get('threads', '?')} threads)"
 
 
+def lower_is_better(key: str) -> bool:
+    """FIDs and identity ratios: at most their target; accuracies and rates: at least."""
+    return key.endswith(("/fid", "/identity_ratio"))
+
+
 def headline(params: dict, root: Path = Path(".")) -> dict:
     """The named results rows (module doc) from the detailed metrics and timing files under ``root/metrics``."""
     m = root / "metrics"
@@ -162,10 +170,15 @@ def headline(params: dict, root: Path = Path(".")) -> dict:
         row(f"faces/{name}/face_rate", g["face_rate"], f"evaluate_gan@{name}", g.get("env"))
     for name in params["cond_gens"]:
         c = _load(m / "cond" / f"{name}.json")
-        acc = c.get("accuracy", c.get("attr_accuracy", c.get("tag_accuracy")))
-        if acc is not None:
-            row(f"cond/{name}/accuracy", acc, f"evaluate_cond@{name}", c.get("env"),
-                train_wall_s=_timing(m / "cond" / name / "timing.json", ["model.pt"]))
+        wall = _timing(m / "cond" / name / "timing.json", ["model.pt"])
+        for key in ("accuracy", "attr_accuracy", "tag_accuracy"):  # digits; attr_acgan; tag_cdcgan (lowest group)
+            if c.get(key) is not None:
+                row(f"cond/{name}/{key}", c[key], f"evaluate_cond@{name}", c.get("env"), train_wall_s=wall)
+        if c.get("face_rate") is not None:  # the face generators: faces detected too
+            row(f"cond/{name}/face_rate", c["face_rate"], f"evaluate_cond@{name}", c.get("env"))
+        if c.get("identity_ratio") is not None:  # attr_acgan: do its off/on pairs keep the identity?
+            row(f"cond/{name}/identity_ratio", c["identity_ratio"], f"evaluate_cond@{name}", c.get("env"),
+                feature_space=c.get("identity_feature_space"))
     seeds = params["da"]["seeds"]
     for pair in params["da"]["pairs"]:
         d = _load(m / "da" / f"{pair}.json")
@@ -180,12 +193,14 @@ def headline(params: dict, root: Path = Path(".")) -> dict:
             best = max(adapting, key=lambda s: d[s]["target_acc"])
             out[f"da/{pair}/best"] = {**out[f"da/{pair}/{best}"], "method": best}
     for key, target in ((params.get("summary") or {}).get("targets") or {}).items():
-        if key not in out:
-            raise DataError(f"summary: params 'summary.targets' names {key!r}, which is no result row of this run; "
-                            f"rows: {', '.join(out)}")
-        lower = key.endswith("/fid")  # FIDs: at most the target; accuracies and rates: at least
-        out[key] = {**out[key], "target": target,
-                    "met": bool(out[key]["value"] <= target if lower else out[key]["value"] >= target)}
+        for k in (key, target) if isinstance(target, str) else (key,):
+            if k not in out:
+                raise DataError(f"summary: params 'summary.targets' names {k!r}, which is no result row of this run; "
+                                f"rows: {', '.join(out)}")
+        extra = {"target_row": target} if isinstance(target, str) else {}
+        target = out[target]["value"] if isinstance(target, str) else target  # e.g. FID <= Method A's on this run
+        met = out[key]["value"] <= target if lower_is_better(key) else out[key]["value"] >= target
+        out[key] = {**out[key], "target": target, **extra, "met": bool(met)}
     total = sum(r.get("train_wall_s") or 0.0 for k, r in out.items() if not k.endswith("/best"))
     walls = stage_walls(root / "walls")
     return {"total_wall_s": round(sum(w["wall_s"] for w in walls.values()), 1),
@@ -231,15 +246,16 @@ def headline_table(h: dict) -> str:
              "|---|---|---|---|---|---|" + ("" if shared else "---|")]
     for key in h.get("row_order", h["rows"]):
         r = h["rows"][key]
-        is_fid = key.endswith("/fid")
-        v = _num(r["value"]) if is_fid else _pct(r["value"])
+        is_fid = lower_is_better(key)  # FIDs and identity ratios: numbers; accuracies and rates: percentages
+        v = _num(r["value"], "{:.3f}" if key.endswith("/identity_ratio") else "{:.2f}") if is_fid else _pct(r["value"])
         seeds = (f"{_pct(r['value'])} ± {100 * r['std']:.1f} ({r['n_seeds']} seeds)" if r.get("n_seeds", 1) > 1
                  else "–")
         wall = "–" if r.get("train_wall_s") is None else f"{r['train_wall_s'] / 60:.1f} min"
         what = f" ({r['method']})" if "method" in r else ""
         target = "–"
         if "target" in r:
-            target = (f"≤ {_num(r['target'])}" if is_fid else f"≥ {_pct(r['target'])}") + (" ✓" if r["met"] else " ✗")
+            target = ((f"≤ {_num(r['target'])}" if is_fid else f"≥ {_pct(r['target'])}")
+                      + (f" (`{r['target_row']}`)" if r.get("target_row") else "") + (" ✓" if r["met"] else " ✗"))
         lines.append(f"| `{key}`{what} | {v} | {target} | {seeds} | {wall} | `{r['stage']}` |"
                      + ("" if shared else f" {r['machine']} |"))
     if shared:

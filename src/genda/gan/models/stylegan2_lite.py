@@ -42,6 +42,14 @@ the std over groups of ≤ 4 samples, averaged over features), 3×3 conv, two li
 
 Noise: ``forward(z, noise_generator=g)`` draws all noise maps from ``g`` (on ``g``'s device, then
 moved), so the same seeded generator gives the same image; without it the global RNG is used.
+
+Styles: the synthesis network takes ``num_ws`` = len(StyledLayers) + 1 style vectors (10 at 64×64), indexed as
+in the official StyleGAN2: StyledLayer j reads ws[j] and the ToRGB of resolution 4·2^i reads ws[2i+1] (the
+same w as the first StyledLayer of the next resolution; the last ToRGB has its own). ``forward(z)`` feeds one
+w to all of them. Style mixing regularisation (Karras et al. 2019, §3.1; training only, drawn by
+:func:`genda.gan.tricks.style_mixing`): ``forward(z, mix_z=z2, crossover=c)`` with w1 = f(z), w2 = f(z2) [B, w_dim]
+feeds ws[j] = w1 for j < c and w2 for j ≥ c, c ∈ {0, …, num_ws} (c = 0: w2 everywhere; c = num_ws: w1, i.e.
+``forward(z)``).
 """
 from __future__ import annotations
 
@@ -235,20 +243,42 @@ class StyleGAN2LiteGenerator(nn.Module):
         if attention_at is not None:
             self.attention[str(attention_at)] = LinearAttention(channels[_res_index(attention_at)])
 
-    def forward(self, z: torch.Tensor, *, noise_generator: torch.Generator | None = None) -> torch.Tensor:
+    @property
+    def num_ws(self) -> int:
+        """Style inputs of the synthesis network: one per StyledLayer and one for the last ToRGB (module doc)."""
+        return len(self.layers) + 1
+
+    def forward(self, z: torch.Tensor, *, noise_generator: torch.Generator | None = None,
+                mix_z: torch.Tensor | None = None, crossover: int | None = None) -> torch.Tensor:
+        """z [B, z_dim] -> [B, out_channels, R, R]; with ``mix_z`` [B, z_dim] and ``crossover`` c: style mixing,
+        ws[j] = f(z) for j < c and f(mix_z) for j ≥ c (module doc)."""
         w = self.mapping(z)
-        x = self.const.expand(z.shape[0], -1, -1, -1)
-        x = self.layers[0](x, w, noise_generator)
-        rgb = self.to_rgb[0](x, w)
+        if mix_z is None:
+            ws = [w] * self.num_ws
+        else:
+            if crossover is None or not 0 <= int(crossover) <= self.num_ws:
+                raise ValueError(f"crossover must be in [0, {self.num_ws}] with mix_z, got {crossover!r}")
+            w2 = self.mapping(mix_z)
+            ws = [w if j < int(crossover) else w2 for j in range(self.num_ws)]
+        return self.synthesis(ws, noise_generator=noise_generator)
+
+    def synthesis(self, ws: list[torch.Tensor], *, noise_generator: torch.Generator | None = None) -> torch.Tensor:
+        """``num_ws`` styles, each [B, w_dim] -> images [B, out_channels, R, R] (StyledLayer j: ws[j]; ToRGB i:
+        ws[2i+1])."""
+        if len(ws) != self.num_ws:
+            raise ValueError(f"synthesis takes {self.num_ws} styles, got {len(ws)}")
+        x = self.const.expand(ws[0].shape[0], -1, -1, -1)
+        x = self.layers[0](x, ws[0], noise_generator)
+        rgb = self.to_rgb[0](x, ws[1])
         for i in range(1, len(self.to_rgb)):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-            x = self.layers[2 * i - 1](x, w, noise_generator)
-            x = self.layers[2 * i](x, w, noise_generator)
+            x = self.layers[2 * i - 1](x, ws[2 * i - 1], noise_generator)
+            x = self.layers[2 * i](x, ws[2 * i], noise_generator)
             key = str(x.shape[-1])
             if key in self.attention:
                 x = self.attention[key](x)
             rgb = F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False)
-            rgb = rgb + self.to_rgb[i](x, w)
+            rgb = rgb + self.to_rgb[i](x, ws[2 * i + 1])
         return torch.tanh(rgb)
 
 
