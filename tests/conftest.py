@@ -94,12 +94,15 @@ def run(cmd: list[str] | str, cwd: Path, check: bool = True, env: dict | None = 
 
 
 def make_project(dest: Path, params: dict, *, git: bool = True) -> Path:
-    """Copy the pipeline (dvc.yaml, stages/, data/raw) into `dest` with `params`; git+dvc init it."""
+    """Copy the pipeline (dvc.yaml, stages/, data/raw, configs/real.yaml) into `dest` with `params`; git+dvc init it."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(ROOT / name, dest / name)
     shutil.copytree(ROOT / "stages", dest / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "data" / "raw", dest / "data" / "raw")
+    # the report names the real profile's face methods a run leaves out (a dep of the report stage)
+    (dest / "configs").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "configs" / "real.yaml", dest / "configs" / "real.yaml")
     # stages depend on library folders by path: link the real ones so DVC can hash them
     (dest / "src").mkdir(exist_ok=True)
     shutil.copytree(ROOT / "src" / "genda", dest / "src" / "genda", ignore=shutil.ignore_patterns("__pycache__"))
