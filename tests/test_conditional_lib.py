@@ -12,7 +12,7 @@ from torch import nn
 from genda.cond.diffusion import DDPMScheduler, EpsFromV, ddim_timesteps, sample_ddim, sample_ddpm
 from genda.errors import ConfigError, DataError
 from genda.cond.models.acgan import ACGANDiscriminator, ACGANGenerator, acgan_aux_loss, attribute_pairs
-from genda.cond.models.cdcgan import TagDiscriminator, TagEncoder, TagGenerator, matching_aware_d_loss, one_hot_tags, random_wrong_tags, synthetic_tag_table, tag_grid
+from genda.cond.models.cdcgan import TagDiscriminator, TagEncoder, TagGenerator, matching_aware_d_loss, one_hot_tags, random_wrong_tags, synthetic_tag_table, tag_aux_loss, tag_grid
 from genda.cond.models.context_unet import ContextUnet
 from genda.cond.models.film_unet import FiLMUnet, timestep_features
 
@@ -207,6 +207,52 @@ def test_matching_aware_loss_detaches_fake():
     real = torch.zeros(2, 3, 64, 64, requires_grad=True)
     matching_aware_d_loss(D, real, fake, right, wrong, real.detach()).backward()
     assert fake.grad is None and real.grad is not None
+
+
+def test_tag_aux_loss_hand_values_and_head():
+    """Mean over groups of each group's CE; the head sees only the image (the tags fed in do not move it)."""
+    logits = torch.tensor([[2.0, 0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 3.0]])  # groups of 3 and 2
+    tags = torch.tensor([[0, 1], [2, 1]])
+    ce_a = (-(2.0 - math.log(math.exp(2.0) + 2.0)) - (0.0 - math.log(2.0 + math.e))) / 2
+    ce_b = (-(0.0 - math.log(math.e + 1.0)) - (3.0 - math.log(1.0 + math.exp(3.0)))) / 2
+    assert tag_aux_loss(logits, tags, [3, 2]).item() == pytest.approx((ce_a + ce_b) / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="expected logits"):
+        tag_aux_loss(logits, tags, [2, 2])
+    dims = [3, 2]
+    D = TagDiscriminator(dims, embed_dim=8, ndf=4, aux=True).eval()
+    x, t = torch.randn(2, 3, 64, 64), one_hot_tags(tags, dims)
+    logit, aux = D(x, t, return_aux=True)
+    assert aux.shape == (2, 5) and torch.equal(logit, D(x, t)) and torch.equal(aux, D.classify(x))
+    assert torch.equal(aux, D(x, one_hot_tags(torch.tensor([[1, 0], [0, 0]]), dims), return_aux=True)[1])
+    with pytest.raises(ConfigError, match="without the auxiliary tag head"):
+        TagDiscriminator(dims, embed_dim=8, ndf=4).classify(x)
+
+
+def test_tag_cdcgan_aux_weight_trains_the_tag_head():
+    """tag_aux_weight > 0: the D step's loss is the matching loss + λ CE on the real tags, the G step's + λ CE on
+    the fakes' tags; both are reported and the head learns tags that are visible in the image."""
+    from genda.cond.methods import build_method
+
+    dims = [2, 3]
+    cfg = {"z_dim": 8, "embed_dim": 8, "ngf": 4, "ndf": 4, "lr_g": 2e-4, "lr_d": 2e-3, "betas": [0.5, 0.999],
+           "ema_decay": None, "d_steps": 1, "lr_schedule": "none", "steps": 40, "tag_aux_weight": 1.0}
+    meta = {"tag_dims": dims, "channels": 3, "img_size": 64}
+    gen = torch.Generator().manual_seed(0)
+    tags = torch.stack([torch.randint(2, (16,), generator=gen), torch.randint(3, (16,), generator=gen)], 1)
+    # group 0 = the sign of the image (visible), group 1 = noise: the head can only learn group 0
+    x = (torch.randn(16, 3, 64, 64, generator=gen) * 0.2 + (tags[:, :1].float() * 2 - 1).view(-1, 1, 1, 1) * 0.5)
+    cfg["method"] = "tag_cdcgan"
+    m = build_method(cfg, meta, torch.device("cpu"), gen)
+    assert m.D.aux_head is not None
+    first = m.training_step([(x, tags)], 0)
+    assert set(first) >= {"aux_d", "aux_g"} and float(first["aux_d"]) > 0
+    for step in range(1, 25):
+        m.training_step([(x, tags)], step)
+    with torch.no_grad():
+        pred0 = m.D.classify(x)[:, :2].argmax(1)
+    assert (pred0 == tags[:, 0]).float().mean() >= 0.9
+    plain = build_method({**cfg, "tag_aux_weight": 0.0}, meta, torch.device("cpu"), gen)
+    assert plain.D.aux_head is None and "aux_d" not in plain.training_step([(x, tags)], 0)
 
 
 def test_tag_grid_covers_all_combinations():

@@ -242,7 +242,25 @@ def test_tag_cdcgan_grid_over_tag_combinations(project, stub_fidelity):
                                                                                                      "Bright"]
     assert m["tag_accuracy"] == min(g["accuracy"] for g in m["tag_groups"].values())
     assert all(0.0 <= g["classifier_real_acc"] <= 1.0 for g in m["tag_groups"].values())
+    # the face rate per requested value: 3 faces per combination, so each value's rate is a multiple of 1/6
+    by = m["face_rate_by_tag"]
+    assert set(by) == {"Mirrored", "Bright"} and set(by["Bright"]) == {"no Bright", "Bright"}
+    assert all(round(r * 6, 6) == round(r * 6) for g in by.values() for r in g.values())
+    assert sum(by["Bright"].values()) / 2 == pytest.approx(m["face_rate"])
     assert [(c["ref"], c["isc"]) for c in stub_fidelity] == [((40, 3, 64, 64), True), ((40, 3, 64, 64), False)]
+
+
+def test_face_rate_by_tag_hand_values():
+    import torch
+
+    from genda.metrics.cond_eval import face_rate_by_tag
+
+    detected = torch.tensor([True, False, True, True, False, False])
+    requested = torch.tensor([[0, 1], [0, 0], [1, 1], [1, 0], [2, 1], [2, 0]])
+    groups = {"hair": {"values": ["black", "blond", "gray", "red"]}, "smile": {"values": ["no", "yes"]}}
+    by = face_rate_by_tag(detected, requested, groups)
+    assert by["hair"] == {"black": 0.5, "blond": 1.0, "gray": 0.0, "red": None}  # red: never requested
+    assert by["smile"] == pytest.approx({"no": 1 / 3, "yes": 2 / 3})
 
 
 def test_tag_groups_from_face_attributes(project):
@@ -259,6 +277,28 @@ def test_tag_groups_from_face_attributes(project):
     assert d.meta["tag_values"] == [["Mirrored", "Bright"], ["no Bright", "Bright"]]
     with pytest.raises(ConfigError, match=r"'cond_gens.tag_cdcgan.tag_groups.x' names 'Smiling'"):
         load_cond_data({**cfg, "tag_groups": {"x": ["Smiling"]}}, "tag_cdcgan", root=project)
+
+
+def test_attribute_classifiers_score_at_their_own_size(project):
+    """score_groups trains each group's classifier on real faces resized to classifier.attr.image_size and scores
+    the generated faces at that size: handed the real test faces with their true tags, it must report exactly its
+    own real test accuracy; a requested value that is the wrong one everywhere (2-way group) scores 1 - that."""
+    from genda.data.face_attrs import load_face_attributes, tag_groups
+    from genda.metrics.cond_eval import score_groups
+
+    p = cond_params()
+    faces = load_prepared(faces_path(project), "faces")
+    table = load_face_attributes(project, faces=faces)
+    groups = {"bright": ["Bright"]}
+    true = tag_groups(table["attrs_test"], table["attr_names"], groups)["tags"]
+    cfg = {**p["classifier"], "attr_steps": 30, "attr_image_size": 16}
+    kw = dict(faces=faces, table=table, groups=groups, cfg=cfg, seed=0, device=torch.device("cpu"), where="t")
+    m = score_groups(faces["x_test"], true, **kw)
+    g = m["tag_groups"]["bright"]
+    assert g["accuracy"] == pytest.approx(g["classifier_real_acc"]) and m["tag_accuracy"] == g["accuracy"]
+    assert m["attr_classifier"]["image_size"] == 16 and m["attr_classifier"]["steps"] == 30
+    flipped = score_groups(faces["x_test"], 1 - true, **kw)["tag_groups"]["bright"]["accuracy"]
+    assert flipped == pytest.approx(1 - g["accuracy"])
 
 
 def test_synthetic_tag_table(project):
@@ -573,3 +613,43 @@ def test_ddpm_curve_snapshots_sample_with_the_curve_keys(project, monkeypatch):
         # an explicit sampling config (sample_cond's) wins over the curve keys
         m.sample(labels, torch.Generator(), {"sampler": "ddim", "ddim_steps": 7, "ddim_eta": 0.0, "guide_w": 3.0})
         assert seen[-1] == (7, 3.0)
+
+
+def test_acgan_label_input_concat_keeps_the_noise():
+    """label_input concat: G's first layer sees [z, onehot(y)], so an attribute flip changes only the K label inputs
+    (the pair keeps the face); product (the default): Embed(y) * z rescales every noise dimension."""
+    from genda.cond.models.acgan import ACGANGenerator
+
+    torch.manual_seed(0)
+    z = torch.randn(4, 16)
+    off, on = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    cat = ACGANGenerator(16, 2, 32, ngf=8, label_input="concat")
+    h0, h1 = cat.input(z, off), cat.input(z, on)
+    assert h0.shape == (4, 18) and torch.equal(h0[:, :16], z) and torch.equal(h1[:, :16], z)
+    assert torch.equal(h0[:, 16:], torch.tensor([[1.0, 0.0]] * 4)) and torch.equal(h1[:, 16:], torch.tensor([[0.0, 1.0]] * 4))
+    assert cat.fc.in_features == 18 and not hasattr(cat, "label_emb")
+    assert cat.eval()(z, on).shape == (4, 3, 32, 32)
+    prod = ACGANGenerator(16, 2, 32, ngf=8)
+    assert prod.fc.in_features == 16
+    assert torch.equal(prod.input(z, on), prod.label_emb.weight[1] * z)
+    with pytest.raises(ConfigError, match="label_input must be one of product, concat"):
+        ACGANGenerator(16, 2, 32, label_input="sum")
+
+
+def test_report_lines_of_the_face_conditionals(tmp_path):
+    """The report's attr_acgan / tag_cdcgan paragraph: off / on rates in label order, one row per requested tag
+    value with its recognition rate and its face rate."""
+    from genda.pipeline.report import _face_condition_lines
+
+    (tmp_path / "metrics/cond").mkdir(parents=True)
+    (tmp_path / "metrics/cond/attr_acgan.json").write_text(json.dumps({
+        "attr_accuracy": 0.9, "attribute": "Smiling", "attr_per_class_accuracy": {"1": 0.95, "0": 0.85},
+        "attr_classifier_real_acc": 0.89}))
+    (tmp_path / "metrics/cond/tag_cdcgan.json").write_text(json.dumps({
+        "tag_groups": {"hair": {"accuracy": 0.75, "classifier_real_acc": 0.9, "values": ["Black_Hair", "Gray_Hair"],
+                                "per_class": {"0": 1.0, "1": 0.5}}},
+        "face_rate_by_tag": {"hair": {"Black_Hair": 0.96, "Gray_Hair": None}}}))
+    text = "\n".join(_face_condition_lines(["attr_acgan", "tag_cdcgan"], tmp_path))
+    assert "recognised in 90.0% of the generated faces (off / on: 85.0% / 95.0%)" in text
+    assert "| **hair** (90.0%) | all | **75.0%** | |" in text
+    assert "| | Black_Hair | 100.0% | 96.0% |" in text and "| | Gray_Hair | 50.0% | – |" in text

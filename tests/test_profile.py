@@ -52,7 +52,7 @@ def test_real_params_validate_and_hold_the_recorded_recipes():
     assert list(p["face_gans"]) == ["dcgan", "dcgan_tricks", "lsgan", "wgan_gp", "sngan_hinge", "dcgan_diffaug_ema",
                                     "stylegan2_lite"]
     assert list(p["cond_gens"]) == ["acgan", "ddpm", "attr_acgan", "tag_cdcgan"]
-    assert cond_config(p, "attr_acgan")["attribute"] == "Smiling" and p["classifier"]["attr_steps"] > 0
+    assert cond_config(p, "attr_acgan")["attribute"] == "Smiling" and p["classifier"]["attr_steps"] >= 1000 and p["classifier"]["attr_image_size"] == 32
     assert cond_config(p, "tag_cdcgan")["tag_groups"] == {"hair": ["Black_Hair", "Blond_Hair", "Brown_Hair",
                                                                    "Gray_Hair"], "smiling": ["Smiling"]}
     assert p["data"]["face_attrs"] == "../../shared/data/faces/list_attr_celeba_first20k.txt"

@@ -29,7 +29,9 @@ Losses (B = batch mean, CE = cross-entropy, L_adv from :class:`genda.gan.losses.
 
 * ``tag_cdcgan`` (GAN-CLS, Reed et al., 2016): ``L_D`` = :func:`~genda.cond.models.cdcgan.matching_aware_d_loss`
   over (real, right tags), (fake, right), (real, wrong tags), (other real images, right);
-  ``L_G = BCE(D(G(z, t), t), 1)``.
+  ``L_G = BCE(D(G(z, t), t), 1)``; with ``tag_aux_weight`` λ > 0 the discriminator also classifies the tags
+  (AC-GAN's auxiliary head, :func:`~genda.cond.models.cdcgan.tag_aux_loss`): ``L_D += λ CE(D_c(x), t)`` on real
+  faces, ``L_G += λ CE(D_c(G(z, t)), t)``.
 * ``ddpm`` (Ho et al., 2020, seed 002): ``L = E ||ε - ε_θ(x_t, t/T, c, mask)||²`` with label dropout
   ``p_uncond`` (:meth:`genda.cond.diffusion.DDPMScheduler.training_loss`), sampled with classifier-free
   guidance by DDIM or ancestral DDPM.
@@ -146,7 +148,8 @@ class ACGANMethod(CondMethod):
 
         super().__init__(cfg, meta, device, generator, train)
         self.K = meta["n_classes"]
-        self.G = ACGANGenerator(cfg["z_dim"], self.K, meta["img_size"], meta["channels"], cfg["ngf"]).to(device)
+        self.G = ACGANGenerator(cfg["z_dim"], self.K, meta["img_size"], meta["channels"], cfg["ngf"],
+                                label_input=cfg.get("label_input") or "product").to(device)
         self.G.apply(init_dcgan_weights)
         self.batches_per_step = cfg["d_steps"]
         self.D = self.opt_g = self.opt_d = None
@@ -326,11 +329,13 @@ class TagCDCGANMethod(CondMethod):
 
         super().__init__(cfg, meta, device, generator, train)
         self.dims = list(meta["tag_dims"])
+        self.aux_w = float(cfg.get("tag_aux_weight") or 0.0)
         self.G = TagGenerator(cfg["z_dim"], self.dims, cfg["embed_dim"], cfg["ngf"], meta["channels"]).to(device)
         self.G.apply(init_dcgan_weights)
         self.D = self.opt_g = self.opt_d = self.sch_g = self.sch_d = None
         if train:
-            self.D = TagDiscriminator(self.dims, cfg["embed_dim"], cfg["ndf"], meta["channels"]).to(device)
+            self.D = TagDiscriminator(self.dims, cfg["embed_dim"], cfg["ndf"], meta["channels"],
+                                      aux=self.aux_w > 0).to(device)
             self.D.apply(init_dcgan_weights)
             self.opt_g = make_optimizer(self.G.parameters(), "adam", cfg["lr_g"], betas=cfg["betas"])
             self.opt_d = make_optimizer(self.D.parameters(), "adam", cfg["lr_d"], betas=cfg["betas"])
@@ -354,9 +359,10 @@ class TagCDCGANMethod(CondMethod):
         return one_hot_tags(cond[torch.randint(len(cond), (n,), generator=generator).to(cond.device)], self.dims)
 
     def training_step(self, batches, step):
-        from genda.cond.models.cdcgan import matching_aware_d_loss, one_hot_tags, random_wrong_tags
+        from genda.cond.models.cdcgan import matching_aware_d_loss, one_hot_tags, random_wrong_tags, tag_aux_loss
 
         G, D = self.G, self.D
+        aux_d = aux_g = None
         G.train(); D.train()
         for real, tags in batches:
             B = real.shape[0]
@@ -368,18 +374,28 @@ class TagCDCGANMethod(CondMethod):
                 with torch.no_grad():
                     fake = G(z, right)
                 d_loss = matching_aware_d_loss(D, real, fake, right, wrong, other)
+                if self.aux_w:
+                    aux_d = tag_aux_loss(D.classify(real), tags, self.dims)
+                    d_loss = d_loss + self.aux_w * aux_d
             _opt_step(self.opt_d, d_loss)
         z = sample_z(B, self.cfg["z_dim"], "normal", generator=self.gen).to(self.device)
         with self.autocast():
-            logits = D(G(z, right), right)
+            if self.aux_w:
+                logits, aux_logits = D(G(z, right), right, return_aux=True)
+                aux_g = tag_aux_loss(aux_logits, tags, self.dims)
+            else:
+                logits = D(G(z, right), right)
             g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            if aux_g is not None:
+                g_loss = g_loss + self.aux_w * aux_g
         _opt_step(self.opt_g, g_loss)
         if self.ema:
             self.ema.update(G)
         for s in (self.sch_g, self.sch_d):
             if s:
                 s.step()
-        return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach(),
+        aux = {"aux_d": aux_d.detach(), "aux_g": aux_g.detach()} if self.aux_w else {}
+        return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach(), **aux,
                 "d_fake": torch.sigmoid(logits.detach()).mean(),
                 "lr_d": self.opt_d.param_groups[0]["lr"], "lr_g": self.opt_g.param_groups[0]["lr"]}
 

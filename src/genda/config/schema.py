@@ -278,7 +278,14 @@ class Classifier(Section):
     color_jitter: Unit
     checkpoint_every: PosInt
     log_every: PosInt
-    attr_steps: Count = Field(description="steps of the face-attribute classifier for attr_acgan (0 = skip)")
+    attr_steps: Count = Field(description="steps of each face-attribute classifier that scores attr_acgan / "
+                                          "tag_cdcgan (0 = skip the scoring)")
+    # the face-attribute classifiers' own settings (genda.metrics.cond_eval.score_groups); unset: the digit
+    # classifier's (width, batch_size, color_jitter above) at the faces' own size
+    attr_image_size: Annotated[int, Field(ge=8)] = Field(None, description="side the faces are resized to for them")
+    attr_width: Annotated[int, Field(ge=4)] = Field(None, description="channels of their first conv block")
+    attr_batch_size: PosInt = None
+    attr_color_jitter: Unit = Field(None, description="their colour jitter (0: hair colour is a label)")
 
 
 class Cond(Section):
@@ -313,7 +320,12 @@ class Cond(Section):
     aux_weight: NonNeg
     aux_fake_d: bool
     attribute: str = Field(description="attr_acgan: the binary face attribute to condition on")
+    label_input: Literal["product", "concat"] = Field(
+        None, description="acgan / attr_acgan: G's input, Embed(y) * z (product, unset) or [z, onehot(y)] (concat: "
+                          "the same z keeps the face when the attribute flips)")
     embed_dim: PosInt
+    tag_aux_weight: NonNeg = Field(None, description="tag_cdcgan: weight of D's auxiliary tag classifier (AC-GAN's "
+                                                     "CE on real faces for D, on fakes for G); unset / 0: GAN-CLS only")
     tag_source: Literal["faces", "synthetic"]
     synthetic_tag_dims: Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=1)]
     tag_groups: dict[str, Annotated[list[str], Field(min_length=1)]] | None = Field(

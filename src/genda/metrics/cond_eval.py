@@ -70,31 +70,55 @@ def score_groups(gen: torch.Tensor, requested: torch.Tensor, faces: dict, table:
     """How often the requested attribute value is recognised in the generated faces, per tag group.
 
     For each group (one attribute: off / on; several: which one is on, faces with none or several on left out,
-    :func:`genda.data.face_attrs.tag_groups`) a classifier is trained on the real training faces
-    (``cfg["attr_steps"]`` steps, the digit classifier's recipe and width) and scores ``gen`` (uint8 [N,3,S,S])
-    against ``requested`` (long [N, G], column g = group g's requested value). Returns
+    :func:`genda.data.face_attrs.tag_groups`) a classifier is trained on the real training faces and scores ``gen``
+    (uint8 [N,3,S,S]) against ``requested`` (long [N, G], column g = group g's requested value). ``cfg`` is the
+    ``classifier`` params section: the digit classifier's recipe with ``attr_steps`` steps and, where set,
+    ``attr_width``, ``attr_batch_size``, ``attr_color_jitter``, every face (real and generated) resized (antialiased)
+    to ``attr_image_size`` (unset: the faces' own size). Returns
     ``{"tag_accuracy": lowest group accuracy, "tag_groups": {group: {"accuracy", "per_class", "classifier_real_acc"
-    (its accuracy on the real test faces of that group)}}}``."""
+    (its accuracy on the real test faces of that group)}}, "attr_classifier": the settings it was trained with}``."""
     from genda.data.face_attrs import tag_groups
+    from genda.data.imageio import resize_uint8
     from genda.data.tensors import predict_labels
     from genda.metrics.digit_classifier import accuracy_report, train_classifier
 
     names = table["attr_names"]
     tr = tag_groups(table["attrs_train"], names, groups, where=where)
     te = tag_groups(table["attrs_test"], names, groups, where=where)
+    own = {k: cfg.get(f"attr_{k}") for k in ("width", "batch_size", "color_jitter")}
+    c = {**cfg, **{k: v for k, v in own.items() if v is not None}, "steps": cfg["attr_steps"],
+         "checkpoint_every": 10 ** 9}
+    a = {"steps": c["steps"], "image_size": cfg.get("attr_image_size") or gen.shape[-1],
+         **{k: c[k] for k in own}}
+    side = lambda x: resize_uint8(x, a["image_size"])  # noqa: E731
+    gen, x_train, x_test = side(gen), side(faces["x_train"]), side(faces["x_test"])
     per = {}
     for g, (group, dim) in enumerate(zip(tr["names"], tr["dims"])):
         keep = tr["keep"] if dim > 2 else torch.ones(len(tr["keep"]), dtype=torch.bool)
-        c = {**cfg, "steps": cfg["attr_steps"], "checkpoint_every": 10 ** 9}
-        clf, _ = train_classifier(c, faces["x_train"][keep], tr["tags"][keep, g], n_classes=dim, seed=seed,
+        clf, _ = train_classifier(c, x_train[keep], tr["tags"][keep, g], n_classes=dim, seed=seed,
                                   device=device, ckpt_dir=None, progress=False, tag=f"attr_classifier_{group}")
         rep = accuracy_report(predict_labels(clf, gen, device, batch=500), requested[:, g], dim)
         kt = te["keep"] if dim > 2 else torch.ones(len(te["keep"]), dtype=torch.bool)
-        real = (accuracy_report(predict_labels(clf, faces["x_test"][kt], device, batch=500), te["tags"][kt, g], dim)
+        real = (accuracy_report(predict_labels(clf, x_test[kt], device, batch=500), te["tags"][kt, g], dim)
                 ["accuracy"] if int(kt.sum()) else None)
         per[group] = {"accuracy": rep["accuracy"], "per_class": rep["per_class"], "classifier_real_acc": real,
                       "values": tr["values"][g]}
-    return {"tag_accuracy": min(v["accuracy"] for v in per.values()), "tag_groups": per}
+    return {"tag_accuracy": min(v["accuracy"] for v in per.values()), "tag_groups": per, "attr_classifier": dict(a)}
+
+
+def face_rate_by_tag(detected: torch.Tensor, requested: torch.Tensor, groups: dict) -> dict:
+    """The face rate of the generated faces per requested tag value: ``{group: {value name: rate or None}}``.
+
+    ``detected``: bool [N] (a face found in image i); ``requested``: long [N, G]; ``groups``: :func:`score_groups`'s
+    ``tag_groups`` (in column order, each with its ``values``). None where no face requested that value. A rare
+    value the generator has learnt little of (e.g. CelebA's gray hair, 7 % of the tagged training faces) shows here
+    while the overall face rate averages it away."""
+    out = {}
+    for g, (group, info) in enumerate(groups.items()):
+        col = requested[:, g]
+        out[group] = {v: (float(detected[col == i].float().mean()) if bool((col == i).any()) else None)
+                      for i, v in enumerate(info["values"])}
+    return out
 
 
 def parse_label(stem: str, folder: Path, n_classes: int) -> int:
@@ -117,7 +141,7 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
       (``digit_fid``, ``digit_fid_real_floor``: :mod:`genda.metrics.digit_fid`).
     * faces: FID / IS / KID against the real test faces (``ev["fid_reference"]``), its real-vs-real floor,
       the face-detection rate; attr_acgan also gets the accuracy of an attribute classifier trained here on
-      the real faces (``classifier_cfg["attr_steps"]`` steps; 0 skips it), per class and its real test accuracy.
+      the real faces (``classifier_cfg["attr_*"]``; 0 steps skip it), per class and its real test accuracy.
 
     ``ev`` is the ``evaluate`` params section; ``reference_dir``: the ``fid_reference`` stage's cached real
     features (``faces.pt``, ``digits.pt``: :mod:`genda.metrics.fid_reference`), used when they fit."""
@@ -170,7 +194,7 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
                                 kid_subset_size=max(2, min(ev["kid_subset_size"], len(gen), len(ref))), **fid_kw)
         m.update(digit_fid_with_floor(clf, gen, ref, held_out, device))
     else:
-        from genda.metrics.facedetect import face_detection_rate
+        from genda.metrics.facedetect import detect_faces, detector_name
         from genda.metrics.gan_eval import face_reference
 
         faces = load_prepared(faces_path(root), "faces")
@@ -178,7 +202,8 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
         feats = cached("faces", f"faces:{ev['fid_reference']}") or (ref, held_out)
         m = fidelity_with_floor(gen, *feats,
                                 kid_subset_size=max(2, min(ev["kid_subset_size"], len(gen), len(ref))), **fid_kw)
-        m.update(face_detection_rate(gen))
+        detected = torch.tensor([c >= 1 for c in detect_faces(gen)])  # per image: also the rate per requested tag
+        m.update(face_rate=float(detected.float().mean()), n=len(detected), detector=detector_name())
         if info["method"] == "attr_acgan":  # do the off/on pairs keep the identity? (genda.metrics.pair_identity)
             from genda.metrics.fidelity import extract_features, metric_layers
             from genda.metrics.pair_identity import pair_identity
@@ -204,6 +229,7 @@ def evaluate_samples(sample_dir: Path, ev: dict, classifier_cfg: dict, *, root: 
                 requested = torch.tensor([tag_file[s] for s in stems])
             out.update(score_groups(gen, requested, faces, table, groups, classifier_cfg, seed=seed, device=device,
                                     where=str(sample_dir / "meta.json")))
+            out["face_rate_by_tag"] = face_rate_by_tag(detected, requested, out["tag_groups"])
             if info["method"] == "attr_acgan":
                 g = out.pop("tag_groups")[info["attribute"]]
                 out.update(attr_accuracy=g["accuracy"], attr_per_class_accuracy=g["per_class"],

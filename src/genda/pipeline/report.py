@@ -143,14 +143,16 @@ def _style_section(params: dict, root: Path, rel) -> list[str]:
 
 def _face_condition_lines(gens: list[str], root: Path) -> list[str]:
     """attr_acgan: the attribute classifier's real accuracy and the identity measure of its off/on pairs;
-    tag_cdcgan: each tag group's recognition rate and its classifier's real accuracy."""
+    tag_cdcgan: each tag group's recognition rate and its classifier's real accuracy, per requested value the
+    recognition rate and the faces detected."""
     lines = []
     for g in gens:
         m = _load(root / f"metrics/cond/{g}.json") or {}
         if "attr_accuracy" in m:
             lines.append(f"**{g}**: the requested '{m.get('attribute')}' state is recognised in "
                          f"{_f(m['attr_accuracy'], '{:.1%}')} of the generated faces (off / on: "
-                         + " / ".join(_f(v, '{:.1%}') for v in (m.get("attr_per_class_accuracy") or []))
+                         + " / ".join(_f(v, '{:.1%}') for _, v in sorted((m.get("attr_per_class_accuracy") or {})
+                                                                           .items(), key=lambda kv: int(kv[0])))
                          + f") by an attribute classifier trained in the pipeline on the real faces (its accuracy "
                          f"on the real test faces: {_f(m.get('attr_classifier_real_acc'), '{:.1%}')}).")
         if "identity_ratio" in m:
@@ -161,11 +163,17 @@ def _face_condition_lines(gens: list[str], root: Path) -> list[str]:
                          "pixels.")
         if m.get("tag_groups"):
             lines += ["", f"**{g}**: how often each requested tag is recognised in the generated faces (classifiers "
-                      "trained in the pipeline on the real faces):", "",
-                      "| tag group | values | recognised | classifier on real test faces |", "|---|---|---|---|"]
+                      "trained in the pipeline on the real faces), and the faces detected among the faces that "
+                      "requested it:", "",
+                      "| tag group (classifier on real test faces) | requested | recognised | faces detected |",
+                      "|---|---|---|---|"]
+            by_tag = m.get("face_rate_by_tag") or {}
             for group, v in m["tag_groups"].items():
-                lines.append(f"| {group} | {', '.join(map(str, v.get('values') or []))} | "
-                             f"{_f(v.get('accuracy'), '{:.1%}')} | {_f(v.get('classifier_real_acc'), '{:.1%}')} |")
+                lines.append(f"| **{group}** ({_f(v.get('classifier_real_acc'), '{:.1%}')}) | all | "
+                             f"**{_f(v.get('accuracy'), '{:.1%}')}** | |")
+                for i, value in enumerate(v.get("values") or []):
+                    lines.append(f"| | {value} | {_f((v.get('per_class') or {}).get(str(i)), '{:.1%}')} | "
+                                 f"{_f((by_tag.get(group) or {}).get(value), '{:.1%}')} |")
         if lines and lines[-1] != "":
             lines.append("")
     return lines

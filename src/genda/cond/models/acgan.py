@@ -48,13 +48,22 @@ def _base_size(img_size: int) -> tuple[int, int]:
     return size, n_up
 
 
+_LABEL_INPUTS = ("product", "concat")
+
+
 class ACGANGenerator(nn.Module):
     """Label-conditioned generator ``G(z, y)``.
 
-    ``h = Embed(y) * z`` (element-wise product, shape ``[B, z_dim]``) -> ``Linear`` ->
+    ``h = input(z, y)`` -> ``Linear`` ->
     ``[B, base, s, s]`` (``base = min(512, 8 ngf)``: 512 at the full-size ngf 64, 128 at ngf 16) with ``s = img_size / 2^k`` (7 for 28, 4 for 64) -> BN -> ``k`` blocks of
     (nearest Upsample x2, Conv 3x3, BN, ReLU) with channels ``ngf * 2^(k-1-i)`` (at most 512) ->
-    Conv 3x3 to ``channels`` -> Tanh.
+    Conv 3x3 to ``channels`` -> Tanh, where ``input`` (``label_input``) is
+
+    * ``"product"``: ``Embed(y) * z`` (element-wise, ``[B, z_dim]``; the PyTorch-GAN ACGAN's): every noise
+      dimension is rescaled by the label, so the same z under another label is another image altogether;
+    * ``"concat"``: ``[z, onehot(y)]`` (``[B, z_dim + n_classes]``; Odena et al.'s and the seed's attribute GAN's): a
+      label change moves only K of the inputs, so the same z keeps the rest of the image (attribute pairs keep the
+      identity, :mod:`genda.metrics.pair_identity`).
 
     Args:
         z_dim: noise dimension.
@@ -63,22 +72,28 @@ class ACGANGenerator(nn.Module):
         channels: output channels.
         ngf: width of the last upsampling block.
         base: channels of the first feature map (default ``min(512, 8 ngf)``; up to 2026-11-30 always 512).
+        label_input: ``"product"`` or ``"concat"`` (above).
 
     Shapes:
         z: ``[B, z_dim]``, labels: ``[B]`` long -> ``[B, channels, img_size, img_size]`` in ``[-1, 1]``.
     """
 
     def __init__(self, z_dim: int = 100, n_classes: int = 10, img_size: int = 28, channels: int = 3,
-                 ngf: int = 64, base: int | None = None):
+                 ngf: int = 64, base: int | None = None, label_input: str = "product"):
         super().__init__()
         if z_dim < 1 or n_classes < 1 or channels < 1 or ngf < 1:
             raise ConfigError(f"ACGAN generator: z_dim, n_classes, channels, ngf must be >= 1 "
                               f"(got {z_dim}, {n_classes}, {channels}, {ngf})")
+        if label_input not in _LABEL_INPUTS:
+            raise ConfigError(f"ACGAN generator: label_input must be one of {', '.join(_LABEL_INPUTS)}, "
+                              f"got {label_input!r}")
+        self.label_input = label_input
         self.z_dim, self.n_classes, self.img_size, self.channels = z_dim, n_classes, img_size, channels
         self.init_size, n_up = _base_size(img_size)
         self.base = base = base or min(512, 8 * ngf)
-        self.label_emb = nn.Embedding(n_classes, z_dim)
-        self.fc = nn.Linear(z_dim, base * self.init_size ** 2)
+        if label_input == "product":
+            self.label_emb = nn.Embedding(n_classes, z_dim)
+        self.fc = nn.Linear(z_dim + (n_classes if label_input == "concat" else 0), base * self.init_size ** 2)
         self.bn0 = nn.BatchNorm2d(base)
         blocks: list[nn.Module] = []
         in_ch = base
@@ -97,7 +112,7 @@ class ACGANGenerator(nn.Module):
             raise ValueError(f"ACGANGenerator: z must be [B, {self.z_dim}], got {tuple(z.shape)}")
         if labels.shape != (z.shape[0],):
             raise ValueError(f"ACGANGenerator: labels must be [B={z.shape[0]}], got {tuple(labels.shape)}")
-        h = self.label_emb(labels.long()) * z
+        h = self.input(z, labels)
         h = self.bn0(self.fc(h).view(-1, self.base, self.init_size, self.init_size))
         if self.blocks[1].weight.is_contiguous(memory_format=torch.channels_last):
             # The fc output is NCHW. In a channels_last network (genda.runtime.precision) the first convolution would convert
@@ -105,6 +120,12 @@ class ACGANGenerator(nn.Module):
             # [32, 128, 7, 7]), so convert the small map before it: same values, a digit ACGAN step 5-10 % faster.
             h = h.contiguous(memory_format=torch.channels_last)
         return self.blocks(h)
+
+    def input(self, z: Tensor, labels: Tensor) -> Tensor:
+        """The fully connected layer's input: ``[B, z_dim]`` (product) or ``[B, z_dim + n_classes]`` (concat)."""
+        if self.label_input == "concat":
+            return torch.cat([z, F.one_hot(labels.long(), self.n_classes).to(z.dtype)], dim=1)
+        return self.label_emb(labels.long()) * z
 
 
 def _norm(kind: str, ch: int) -> nn.Module:

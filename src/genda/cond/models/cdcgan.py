@@ -9,7 +9,9 @@ colour out of 10: ``tag_dims = [12, 10]``).  Tags travel as
 
 The discriminator scores an (image, tag) pair; following GAN-CLS (Reed et al., 2016) it is trained to
 accept only *real image + matching tag* and to reject fake images, real images with a wrong tag and
-other real images with the right tag (:func:`matching_aware_d_loss`).
+other real images with the right tag (:func:`matching_aware_d_loss`).  Optionally the discriminator also
+classifies the image's tags (an auxiliary head, as in AC-GAN, Odena et al., 2017; :func:`tag_aux_loss`): a direct
+signal for tags that the matching term learns slowly (e.g. 'Smiling' next to hair colour on CelebA).
 """
 from __future__ import annotations
 
@@ -148,12 +150,15 @@ class TagDiscriminator(nn.Module):
     Image path: Conv(4, s2, p1) x4, 64 -> 32 -> 16 -> 8 -> 4, channels ndf..8ndf, LeakyReLU(0.2),
     BatchNorm except on the first block -> ``[B, 8ndf, 4, 4]``.  The tag embedding ``[B, E]`` is
     replicated to ``[B, E, 4, 4]`` and concatenated -> Conv 1x1 to 8ndf + LeakyReLU -> Conv 4x4 (valid)
-    -> one logit (no sigmoid).
+    -> one logit (no sigmoid).  With ``aux=True`` a Linear head on the flattened image features
+    ``[B, 8ndf * 16]`` gives per-group tag logits ``[B, sum(tag_dims)]`` (:meth:`classify`), independent of the
+    tags fed in.
 
     Shapes: images ``[B, channels, 64, 64]``, tags_onehot ``[B, sum(tag_dims)]`` -> ``[B]``.
     """
 
-    def __init__(self, tag_dims: Sequence[int] = (12, 10), embed_dim: int = 256, ndf: int = 64, channels: int = 3):
+    def __init__(self, tag_dims: Sequence[int] = (12, 10), embed_dim: int = 256, ndf: int = 64, channels: int = 3,
+                 aux: bool = False):
         super().__init__()
         if ndf < 1 or channels < 1:
             raise ConfigError(f"TagDiscriminator: ndf and channels must be >= 1 (got {ndf}, {channels})")
@@ -169,13 +174,43 @@ class TagDiscriminator(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.joint = nn.Sequential(nn.Conv2d(ndf * 8 + embed_dim, ndf * 8, 1), nn.LeakyReLU(0.2, inplace=True),
                                    nn.Conv2d(ndf * 8, 1, 4))
+        self.aux_head = nn.Linear(ndf * 8 * 16, sum(self.tag_dims)) if aux else None
 
-    def forward(self, images: Tensor, tags_onehot: Tensor) -> Tensor:
+    def _features(self, images: Tensor) -> Tensor:
         if images.dim() != 4 or images.shape[-2:] != (IMG_SIZE, IMG_SIZE):
             raise ValueError(f"TagDiscriminator: images must be [B, C, 64, 64], got {tuple(images.shape)}")
-        h = self.conv(images)
+        return self.conv(images)
+
+    def forward(self, images: Tensor, tags_onehot: Tensor, return_aux: bool = False):
+        """The matching logit ``[B]``; with ``return_aux`` also the tag logits ``[B, sum(tag_dims)]`` (one pass)."""
+        h = self._features(images)
         e = self.encoder(tags_onehot)[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
-        return self.joint(torch.cat([h, e], dim=1)).flatten()
+        logit = self.joint(torch.cat([h, e], dim=1)).flatten()
+        return (logit, self._aux(h)) if return_aux else logit
+
+    def classify(self, images: Tensor) -> Tensor:
+        """Per-group tag logits ``[B, sum(tag_dims)]`` of the auxiliary head (``aux=True`` only)."""
+        return self._aux(self._features(images))
+
+    def _aux(self, h: Tensor) -> Tensor:
+        if self.aux_head is None:
+            raise ConfigError("TagDiscriminator: built without the auxiliary tag head (aux=False)")
+        return self.aux_head(h.flatten(1))
+
+
+def tag_aux_loss(aux_logits: Tensor, tags: Tensor, tag_dims: Sequence[int]) -> Tensor:
+    """Auxiliary tag classification loss: the mean over groups of each group's cross-entropy (batch mean).
+
+    ``L = (1/G) sum_g CE(aux_logits[:, o_g : o_g + d_g], tags[:, g])`` with ``o_g = d_0 + ... + d_(g-1)``.
+
+    Shapes: aux_logits ``[B, sum(tag_dims)]``, tags ``[B, G]`` long -> scalar.
+    """
+    dims = _check_tag_dims(tag_dims)
+    if aux_logits.dim() != 2 or aux_logits.shape[1] != sum(dims) or tags.shape != (aux_logits.shape[0], len(dims)):
+        raise ValueError(f"tag_aux_loss: expected logits [B, {sum(dims)}] and tags [B, {len(dims)}], got "
+                         f"{tuple(aux_logits.shape)} and {tuple(tags.shape)}")
+    parts = torch.split(aux_logits.float(), dims, dim=1)
+    return torch.stack([F.cross_entropy(p, tags[:, g].long()) for g, p in enumerate(parts)]).mean()
 
 
 def matching_aware_d_loss(D: nn.Module, real: Tensor, fake: Tensor, right_tags: Tensor, wrong_tags: Tensor,
