@@ -39,7 +39,7 @@ def real_params() -> dict:
 def catalogue_params() -> dict:
     """params.yaml running every face method: the default's entries, then the recipes of the ones the default
     leaves out (issue 34) from the real profile's overlay (configs/real.yaml), without their CelebA-only keys
-    (``attribute``, ``tag_groups``: the embedded faces have their own attributes)."""
+    (``attribute``, ``tag_groups``: the embedded faces have their own attributes; ``tag_balance`` balances 'Bright')."""
     from genda.config.profiles import plain, read_overlay
 
     p = real_params()
@@ -49,6 +49,8 @@ def catalogue_params() -> dict:
         for entry in extra.values():
             for key in ("attribute", "tag_groups"):
                 (entry or {}).pop(key, None)
+            if "tag_balance" in (entry or {}):  # a CelebA group: balance an embedded one (a 2-way group per attribute)
+                entry["tag_balance"] = "Bright"
         p[section] = {**p[section], **extra}
     return p
 

@@ -279,6 +279,29 @@ def test_tag_groups_from_face_attributes(project):
         load_cond_data({**cfg, "tag_groups": {"x": ["Smiling"]}}, "tag_cdcgan", root=project)
 
 
+def test_tag_balance_draws_a_rare_tag_value_as_often_as_the_others(project, tmp_path):
+    """tag_balance: the batches hold every value of one tag group equally often (a value that is 10 % of the
+    images becomes ~50 % of a 2-way group's draws); the batch at a step is a pure function of (seed, step); an
+    unknown group is one ConfigError naming the valid ones."""
+    from genda.cond.train import BalancedBatchStream, train_cond
+    from genda.data.store import BatchStream
+
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    s = BalancedBatchStream(labels, 64, seed=5)
+    drawn = torch.cat([s.indices(i) for i in range(200)])
+    assert len(s.indices(0)) == 64 and abs(float(labels[drawn].float().mean()) - 0.5) < 0.03
+    assert torch.equal(s.indices(7), BalancedBatchStream(labels, 64, seed=5).indices(7))
+    assert not torch.equal(s.indices(7), s.indices(8))
+    plain = BatchStream(100, 64, seed=5)
+    assert abs(float(labels[torch.cat([plain.indices(i) for i in range(200)])].float().mean()) - 0.1) < 0.03
+    p = cond_params()
+    cfg = {**cond_config(p, "tag_cdcgan"), "steps": 1}
+    d = load_cond_data(cfg, "tag_cdcgan", root=project)
+    with pytest.raises(ConfigError, match=r"tag_balance' = 'hair' is not a tag group; valid: Mirrored, Bright"):
+        train_cond({**cfg, "tag_balance": "hair"}, d, seed=0, device=torch.device("cpu"), ckpt_dir=tmp_path / "c",
+                   out_model=tmp_path / "m.pt", progress=False)
+
+
 def test_attribute_classifiers_score_at_their_own_size(project):
     """score_groups trains each group's classifier on real faces resized to classifier.attr.image_size and scores
     the generated faces at that size: handed the real test faces with their true tags, it must report exactly its

@@ -136,6 +136,24 @@ def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) 
 
 
 # --------------------------------------------------------------------------- training
+class BalancedBatchStream:
+    """Mini-batches in which every value of ``labels`` (long [N]) comes equally often in expectation (``tag_balance``):
+    image i is drawn with probability ``1 / (K * count(labels[i]))``, K = the values present, with replacement; the
+    batch at step s comes from ``Generator().manual_seed(seed * 1_000_003 + s)``, a pure function of (seed, step), so
+    a resumed run draws what an uninterrupted one would (as :class:`~genda.data.store.BatchStream`). One process."""
+
+    def __init__(self, labels: Tensor, batch_size: int, seed: int, device: torch.device | str = "cpu"):
+        if distributed.world_size() > 1:
+            raise ConfigError("tag_balance runs in one process only (unset it or GENDA_NPROC)")
+        labels = labels.long().cpu()
+        self.weights = 1.0 / torch.bincount(labels)[labels].double()
+        self.batch_size, self.seed, self.device = min(batch_size, len(labels)), seed, device
+
+    def indices(self, step: int) -> Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        return torch.multinomial(self.weights, self.batch_size, replacement=True, generator=g).to(self.device)
+
+
 def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ckpt_dir: Path, out_model: Path,
                tracker=None, loss_csv: Path | None = None, progress: bool = True,
                compute: dict | None = None, out_timing: Path | None = None) -> list[dict]:
@@ -155,6 +173,12 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
     share(method._modules().values(), method._optims().values())
     x, cond = data.x.to(device), data.cond.to(device)
     stream = BatchStream(len(x), cfg["batch_size"], seed, device)
+    if cfg.get("tag_balance"):  # tag_cdcgan: one tag group's values drawn equally often
+        names = data.meta.get("tag_names") or []
+        if cfg["tag_balance"] not in names:
+            raise ConfigError(f"params: 'cond_gens.<name>.tag_balance' = {cfg['tag_balance']!r} is not a tag group; "
+                              f"valid: {', '.join(names) or '(none: tag_cdcgan only)'}")
+        stream = BalancedBatchStream(data.cond[:, names.index(cfg["tag_balance"])], cfg["batch_size"], seed, device)
     k = method.batches_per_step
     loop = TrainLoop("train_cond", steps=cfg["steps"], log_every=cfg["log_every"], gen=gen, device=device,
                      ckpt_dir=ckpt_dir, checkpoint_every=cfg["checkpoint_every"], settings={

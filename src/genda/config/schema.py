@@ -326,6 +326,9 @@ class Cond(Section):
     embed_dim: PosInt
     tag_aux_weight: NonNeg = Field(None, description="tag_cdcgan: weight of D's auxiliary tag classifier (AC-GAN's "
                                                      "CE on real faces for D, on fakes for G); unset / 0: GAN-CLS only")
+    tag_balance: str = Field(None, description="tag_cdcgan: a tag group whose values the training batches draw "
+                                               "equally often (with replacement; e.g. hair, where gray is 7 % of the "
+                                               "faces); unset: batches as in the data")
     tag_source: Literal["faces", "synthetic"]
     synthetic_tag_dims: Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=1)]
     tag_groups: dict[str, Annotated[list[str], Field(min_length=1)]] | None = Field(
