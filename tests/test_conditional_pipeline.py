@@ -265,7 +265,8 @@ def test_face_rate_by_tag_hand_values():
 
 def test_tag_groups_from_face_attributes(project):
     p = cond_params()
-    cfg = {**cond_config(p, "tag_cdcgan"), "tag_groups": {"which": ["Mirrored", "Bright"], "bright": ["Bright"]}}
+    cfg = {**cond_config(p, "tag_cdcgan"), "tag_groups": {"which": ["Mirrored", "Bright"], "bright": ["Bright"]},
+           "tag_balance": "bright"}  # tag_balance names a group of these tag_groups
     d = load_cond_data(cfg, "tag_cdcgan", root=project)
     faces = torch.load(project / "data/prepared/faces.pt", weights_only=True)
     a = faces["attrs_train"][:, [faces["attr_names"].index("Mirrored"), faces["attr_names"].index("Bright")]] > 0.5
@@ -279,7 +280,7 @@ def test_tag_groups_from_face_attributes(project):
         load_cond_data({**cfg, "tag_groups": {"x": ["Smiling"]}}, "tag_cdcgan", root=project)
 
 
-def test_tag_balance_draws_a_rare_tag_value_as_often_as_the_others(project, tmp_path):
+def test_tag_balance_draws_a_rare_tag_value_as_often_as_the_others(project, tmp_path, monkeypatch):
     """tag_balance: the batches hold every value of one tag group equally often (a value that is 10 % of the
     images becomes ~50 % of a 2-way group's draws); the batch at a step is a pure function of (seed, step); an
     unknown group is one ConfigError naming the valid ones."""
@@ -296,10 +297,23 @@ def test_tag_balance_draws_a_rare_tag_value_as_often_as_the_others(project, tmp_
     assert abs(float(labels[torch.cat([plain.indices(i) for i in range(200)])].float().mean()) - 0.1) < 0.03
     p = cond_params()
     cfg = {**cond_config(p, "tag_cdcgan"), "steps": 1}
-    d = load_cond_data(cfg, "tag_cdcgan", root=project)
-    with pytest.raises(ConfigError, match=r"tag_balance' = 'hair' is not a tag group; valid: Mirrored, Bright"):
-        train_cond({**cfg, "tag_balance": "hair"}, d, seed=0, device=torch.device("cpu"), ckpt_dir=tmp_path / "c",
-                   out_model=tmp_path / "m.pt", progress=False)
+    with pytest.raises(ConfigError, match=r"'cond_gens.tag_cdcgan.tag_balance' = 'hair' is not a tag group; "
+                                          r"valid: Mirrored, Bright"):
+        load_cond_data({**cfg, "tag_balance": "hair"}, "tag_cdcgan", root=project)
+    with pytest.raises(ConfigError, match=r"'cond_gens.acgan.tag_balance' is for tag_cdcgan only"):
+        load_cond_data({**cond_config(p, "acgan"), "tag_balance": "Bright"}, "acgan", root=project)
+    # the stream train_cond draws from: balanced over the named group's values
+    calls, init = [], BalancedBatchStream.__init__
+
+    def recording_init(self, labels, *args):
+        calls.append(labels.clone())
+        init(self, labels, *args)
+
+    monkeypatch.setattr(BalancedBatchStream, "__init__", recording_init)
+    d = load_cond_data({**cfg, "tag_balance": "Bright"}, "tag_cdcgan", root=project)
+    train_cond({**cfg, "tag_balance": "Bright"}, d, seed=0, device=torch.device("cpu"), ckpt_dir=tmp_path / "c",
+               out_model=tmp_path / "m.pt", progress=False)
+    assert len(calls) == 1 and torch.equal(calls[0], d.cond[:, 1])
 
 
 def test_attribute_classifiers_score_at_their_own_size(project):
@@ -326,7 +340,8 @@ def test_attribute_classifiers_score_at_their_own_size(project):
 
 def test_synthetic_tag_table(project):
     p = cond_params()
-    cfg = {**cond_config(p, "tag_cdcgan"), "tag_source": "synthetic", "synthetic_tag_dims": [3, 2]}
+    cfg = {**cond_config(p, "tag_cdcgan"), "tag_source": "synthetic", "synthetic_tag_dims": [3, 2],
+           "tag_balance": "group0"}
     d = load_cond_data(cfg, "tag_cdcgan", root=project)
     assert d.meta["tag_dims"] == [3, 2] and d.cond.shape == (160, 2)
     assert set(d.cond[:, 0].tolist()) == {0, 1, 2} and set(d.cond[:, 1].tolist()) == {0, 1}

@@ -22,7 +22,8 @@ W=$2; mkdir -p "$W"
 # tar, not rsync: tar is on every fresh machine (rsync is not installed by default)
 # and none of the default run's outputs (models, checkpoints, metrics ...), the DVC cache or the real profile (real/):
 # the scratch run makes its own
-tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./.dvc/cache --exclude=./.dvc/tmp --exclude=./real --exclude=./.carry --exclude=./data/prepared --exclude=./models \
+tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./.dvc/cache --exclude=./.dvc/tmp --exclude=./real \
+  --exclude=./.carry --exclude=./data/prepared --exclude=./models \
   --exclude=./checkpoints --exclude=./samples --exclude=./features --exclude=./metrics --exclude=./plots \
   --exclude=./report --exclude=./mlflow.db --exclude=./mlflow.db.lock --exclude=./mlruns --exclude=./dvc.lock \
   -cf - . | tar -C "$W" -xf -

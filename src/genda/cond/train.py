@@ -69,8 +69,11 @@ def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) 
     """The training set of conditional generator ``name`` with settings ``cfg`` (see the module docstring).
 
     Raises ConfigError when the configured attribute is not in the face set's ``attr_names`` or the face set
-    has no attribute table; DataError (naming the file) when the prepared file is missing or malformed."""
+    has no attribute table, or ``tag_balance`` names no tag group of tag_cdcgan; DataError (naming the file) when
+    the prepared file is missing or malformed."""
     method = cfg["method"]
+    if cfg.get("tag_balance") and method != "tag_cdcgan":
+        raise ConfigError(f"params: 'cond_gens.{name}.tag_balance' is for tag_cdcgan only ({name} is {method})")
     if method in DIGIT_METHODS:
         path = digits_path(cfg["domain"], root)
         if not path.exists():
@@ -130,9 +133,17 @@ def load_cond_data(cfg: dict, name: str, root: Path = Path("."), seed: int = 0) 
             raise DataError(f"{path}: only {kept} training faces have one value in every tag group "
                             f"{t['names']}; tag_cdcgan needs more")
         x, tags = x[t["keep"]], t["tags"][t["keep"]]
+        _check_tag_balance(cfg, name, t["names"])
         return CondData(x, tags, {**base, "tag_dims": t["dims"], "tag_names": t["names"], "tag_values": t["values"],
                                   "tag_groups": cfg.get("tag_groups") or {n: [n] for n in names}, "tag_source": "faces", "n_left_out": len(t["keep"]) - kept})
+    _check_tag_balance(cfg, name, group_names)
     return CondData(x, tags, {**base, "tag_dims": dims, "tag_names": group_names, "tag_source": cfg["tag_source"]})
+
+
+def _check_tag_balance(cfg: dict, name: str, group_names: list[str]) -> None:
+    if cfg.get("tag_balance") and cfg["tag_balance"] not in group_names:
+        raise ConfigError(f"params: 'cond_gens.{name}.tag_balance' = {cfg['tag_balance']!r} is not a tag group; "
+                          f"valid: {', '.join(group_names)}")
 
 
 # --------------------------------------------------------------------------- training
@@ -173,12 +184,9 @@ def train_cond(cfg: dict, data: CondData, *, seed: int, device: torch.device, ck
     share(method._modules().values(), method._optims().values())
     x, cond = data.x.to(device), data.cond.to(device)
     stream = BatchStream(len(x), cfg["batch_size"], seed, device)
-    if cfg.get("tag_balance"):  # tag_cdcgan: one tag group's values drawn equally often
-        names = data.meta.get("tag_names") or []
-        if cfg["tag_balance"] not in names:
-            raise ConfigError(f"params: 'cond_gens.<name>.tag_balance' = {cfg['tag_balance']!r} is not a tag group; "
-                              f"valid: {', '.join(names) or '(none: tag_cdcgan only)'}")
-        stream = BalancedBatchStream(data.cond[:, names.index(cfg["tag_balance"])], cfg["batch_size"], seed, device)
+    if cfg.get("tag_balance"):  # tag_cdcgan: one tag group's values drawn equally often (checked by load_cond_data)
+        group = data.meta["tag_names"].index(cfg["tag_balance"])
+        stream = BalancedBatchStream(data.cond[:, group], cfg["batch_size"], seed, device)
     k = method.batches_per_step
     loop = TrainLoop("train_cond", steps=cfg["steps"], log_every=cfg["log_every"], gen=gen, device=device,
                      ckpt_dir=ckpt_dir, checkpoint_every=cfg["checkpoint_every"], settings={
