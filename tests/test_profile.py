@@ -71,7 +71,8 @@ def test_every_real_face_method_is_one_knob_away_from_the_default(tmp_path):
     knobs = profile.methods_elsewhere(default)
     assert set(knobs["face_gans"]) == {"lsgan", "wgan_gp", "sngan_hinge", "dcgan_diffaug_ema", "stylegan2_lite"}
     assert set(knobs["cond_gens"]) == {"attr_acgan", "tag_cdcgan"}
-    assert knobs["face_gans"]["lsgan"] == "dvc exp run -S '+face_gans.lsgan={loss:lsgan,d_norm:none}'"
+    assert knobs["face_gans"]["lsgan"] == ("dvc exp run -S "
+                                       "'+face_gans.lsgan={loss:lsgan,d_norm:none,ema_decay:0.999,lr_schedule:linear}'")
     f = tmp_path / "params.yaml"
     f.write_text((ROOT / "params.yaml").read_text())
     for section in knobs.values():
