@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def arm_name(r: dict) -> str:
     s = ",".join(f"{k}={v}" for k, v in sorted(r["set"].items()))
-    return f"{r['gan']}[{s or 'recipe'}]@{r['steps']}"
+    prec = r["compute"].get("precision", "auto")  # the profile's is auto (bf16 here); another is part of the arm
+    return f"{r['gan']}[{s or 'recipe'}{'' if prec == 'auto' else ',' + prec}]@{r['steps']}"
 
 
 def figure(arms: dict[str, list[dict]], out: Path) -> None:
