@@ -567,8 +567,9 @@ SIZE_KEYS = {"steps", "batch_size", "ngf", "ndf", "checkpoint_every", "log_every
 # that length: benchmarks/results/ab_method_b_lr_g_embedded.json); the full-size runs keep the seeds' 2e-4
 SHORT_RUN_KEYS = {"dcgan": {"lr_g"}, "dcgan_tricks": {"lr_g"}}
 # what the real profile changed after a real-data run showed it (the GPU-size configs/real_faces.yaml is not rerun):
-# LSGAN's D without BatchNorm (benchmarks/results/probe_lsgan_d_norm_celeba_cpu.json)
-FIXED = {"lsgan": {"d_norm"}}
+# LSGAN's D without BatchNorm (benchmarks/results/probe_lsgan_d_norm_celeba_cpu.json); the EMA of G of LSGAN and SNGAN and
+# LSGAN's linear lr decay (2-seed sweeps: benchmarks/results/sweep_face_gans_celeba_cpu.json)
+FIXED = {"lsgan": {"d_norm", "ema_decay", "lr_schedule"}, "sngan_hinge": {"ema_decay"}}
 
 
 def test_the_real_profile_runs_every_face_gan_method_of_the_full_config():

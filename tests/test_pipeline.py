@@ -104,7 +104,8 @@ def test_repro_writes_metrics_samples_plots_and_report(project):
     # run leaves out, each with the -S that adds it
     assert "![face generators: quality vs training wall time](face_cost.png)" in report
     assert (proj / "report/face_cost.png").stat().st_size > 1000
-    assert "- **lsgan**: `dvc exp run -S '+face_gans.lsgan={loss:lsgan,d_norm:none}'`" in report
+    assert ("- **lsgan**: `dvc exp run -S "
+            "'+face_gans.lsgan={loss:lsgan,d_norm:none,ema_decay:0.999,lr_schedule:linear}'`") in report
     assert "- **dcgan**: `dvc exp run -S '+face_gans.dcgan={}'`" in report and "- **dcgan_tricks**:" not in report
     assert "- **tag_cdcgan**: `dvc exp run -S '+cond_gens.tag_cdcgan={method:tag_cdcgan," in report
     for g in COND:  # every conditional method is in the report's table with its metrics
