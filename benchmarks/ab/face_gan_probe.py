@@ -15,7 +15,6 @@ With the profile's recipe, seed 0 and ``--n 1000``, the last point equals the pr
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import tempfile
@@ -87,7 +86,7 @@ def main() -> None:
                                       cfg.get("ema_bn_batches", EMA_BN_BATCHES), a.seed)
                 G = ema.model
             else:
-                G.load_state_dict(copy.deepcopy(st["G"]))
+                G.load_state_dict(st["G"])  # copies the tensors
             G.eval()
             m = score(G, cfg, params, a.n, compute, tmp)
             m.pop("images")

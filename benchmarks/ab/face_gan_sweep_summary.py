@@ -19,10 +19,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 
+def arm_label(r: dict) -> str:
+    """The run's overrides, e.g. ``ema_decay=0.999`` (``recipe``: none); a precision other than the profile's auto
+    (bf16 here) is part of the arm."""
+    s = ",".join(f"{k}={v}" for k, v in sorted(r["set"].items())) or "recipe"
+    prec = r["compute"].get("precision", "auto")
+    return s if prec == "auto" else f"{s},{prec}"
+
+
 def arm_name(r: dict) -> str:
-    s = ",".join(f"{k}={v}" for k, v in sorted(r["set"].items()))
-    prec = r["compute"].get("precision", "auto")  # the profile's is auto (bf16 here); another is part of the arm
-    return f"{r['gan']}[{s or 'recipe'}{'' if prec == 'auto' else ',' + prec}]@{r['steps']}"
+    return f"{r['gan']}[{arm_label(r)}]@{r['steps']}"
 
 
 def figure(arms: dict[str, list[dict]], out: Path) -> None:
@@ -34,12 +40,12 @@ def figure(arms: dict[str, list[dict]], out: Path) -> None:
     gans = sorted({rs[0]["gan"] for rs in arms.values()})
     fig, axes = plt.subplots(len(gans), 2, figsize=(13, 3.6 * len(gans)), squeeze=False)
     for row, gan in zip(axes, gans):
-        for i, (name, rs) in enumerate((n, rs) for n, rs in arms.items() if rs[0]["gan"] == gan):
+        for i, rs in enumerate(rs for rs in arms.values() if rs[0]["gan"] == gan):
             for r in rs:
                 x = [c["wall_s"] / 60 for c in r["curve"]]
                 for ax, key, scale in ((row[0], "fid", 1), (row[1], "face_rate", 100)):
                     ax.plot(x, [c[key] * scale for c in r["curve"]], color=f"C{i}", marker="o", ms=3,
-                            ls=("-", "--", ":")[r["seed"] % 3], label=f"{name.split('[', 1)[1].rsplit(']', 1)[0]} s{r['seed']}")
+                            ls=("-", "--", ":")[r["seed"] % 3], label=f"{arm_label(r)} s{r['seed']}")
         row[0].set_yscale("log")
         row[0].set_ylabel(f"{gan}: FID (log)")
         row[1].set_ylabel(f"{gan}: faces detected (%)")
