@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-10)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+JOBS ?= 2
 
 .PHONY: setup repro repro-real test test-fast clean-outputs
 
@@ -21,7 +22,9 @@ repro: setup  ## the main job: the whole pipeline on params.yaml (embedded data 
 	GENDA_WARM=1 dvc repro; s=$$?; $(PY) -m genda.runtime.forkserver stop >/dev/null; exit $$s
 
 repro-real: setup  ## the real-data profile (real/: reads ../shared/data, hours): resumable, rerun the same command
-	(cd real && GENDA_WARM=1 dvc repro); s=$$?; $(PY) -m genda.runtime.forkserver stop >/dev/null; exit $$s
+	# two stages at a time, one thread each (the thread count of the profile's records): genda.pipeline.parallel
+	(cd real && GENDA_WARM=1 $(abspath $(PY)) -m genda.pipeline.parallel --jobs $(JOBS)); s=$$?; \
+	$(PY) -m genda.runtime.forkserver stop >/dev/null; exit $$s
 
 test: setup   ## every test (slow end-to-end DVC tests included), two test files at a time
 	$(PY) -m pytest -q -n 2 --dist loadfile

@@ -173,3 +173,16 @@ def test_a_target_naming_another_row_compares_on_the_same_run_and_identity_is_lo
     params["summary"]["targets"]["faces/g2/fid"] = "faces/g3/fid"
     with pytest.raises(DataError, match="names 'faces/g3/fid', which is no result row"):
         summary.headline(params, tmp_path)
+
+
+def test_a_face_gan_row_carries_its_train_gan_stage_wall_once(tmp_path):
+    """The face GANs write no timing file: the fid row takes the wall its train_gan stage recorded (walls/), the
+    face_rate row none, so the total counts it once."""
+    params = _fixture(tmp_path)
+    (tmp_path / "walls").mkdir()
+    (tmp_path / "walls" / "train_gan@g1.json").write_text(json.dumps({"stage": "train_gan@g1", "wall_s": 150.0}))
+    h = summary.headline(params, tmp_path)
+    assert h["rows"]["faces/g1/fid"]["train_wall_s"] == 150.0
+    assert h["rows"]["faces/g1/face_rate"].get("train_wall_s") is None
+    assert h["total_train_wall_s"] == 150.0 and h["total_wall_s"] == 150.0
+    assert "| `faces/g1/fid` | 10.13 | – | – | 2.5 min | `evaluate_gan@g1` |" in summary.headline_table(h)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -64,6 +65,9 @@ def main() -> None:
     ap.add_argument("--grid", type=Path, help="the final model's first 32 samples")
     ap.add_argument("--out", type=Path, help="append the JSON line to this file")
     a = ap.parse_args()
+    # every genda entry point (the trainer's setup, sampling, scoring) sets the thread count from $GENDA_THREADS
+    # (default 2): pin it here, or the run switches thread count at its first snapshot and so changes its bits
+    os.environ["GENDA_THREADS"] = str(a.threads)
     torch.set_num_threads(a.threads)
     params = load_params(a.params, check_paths=False)
     cfg = face_gan_config(params, a.gan)

@@ -22,7 +22,8 @@ The detailed JSONs (``metrics/**``) stay as they are, plain outputs of their sta
 ``cond/<tags>/tag_accuracy``, ``cond/<face method>/face_rate``, ``cond/<attr>/identity_ratio``,
 ``cond/classifier/real_acc``, ``faces/<gan>/fid``, ``faces/<gan>/face_rate``): ``value`` (accuracies and rates as
 fractions), ``std`` and
-``per_seed`` over the DA seeds, ``n_seeds``, the training wall time, the machine and the stage that produced it, and
+``per_seed`` over the DA seeds, ``n_seeds``, the training wall time (a face GAN's: the wall its ``train_gan`` stage
+recorded, on its ``fid`` row), the machine and the stage that produced it, and
 for the rows ``summary.targets`` names, ``target`` and ``met`` (a target given as another row's name compares with
 that row's value on the same run, e.g. a face GAN's FID against Method A's, and keeps the name as ``target_row``); at the top ``total_train_wall_s``, the training
 seconds of every row summed, and ``total_wall_s``, the wall time of every stage that recorded one in ``walls/``
@@ -162,11 +163,15 @@ def headline(params: dict, root: Path = Path(".")) -> dict:
     def row(key, value, stage, env, **extra):
         out[key] = {"value": _r(value), "stage": stage, "machine": _machine(env), **extra}
 
+    walls = stage_walls(root / "walls")
     clf = _load(m / "classifier.json")
     row("cond/classifier/real_acc", clf["test_acc"], "train_classifier", clf.get("env"))
     for name in params["face_gans"]:
         g = _load(m / "gan" / name / "eval.json")
-        row(f"faces/{name}/fid", g["fid"], f"evaluate_gan@{name}", g.get("env"), extractor=g.get("extractor"))
+        # the face GANs keep no timing file: their training time is the train_gan stage's recorded wall
+        gan_wall = walls.get(f"train_gan@{name}", {}).get("wall_s")
+        row(f"faces/{name}/fid", g["fid"], f"evaluate_gan@{name}", g.get("env"), extractor=g.get("extractor"),
+            train_wall_s=gan_wall)
         row(f"faces/{name}/face_rate", g["face_rate"], f"evaluate_gan@{name}", g.get("env"))
     for name in params["cond_gens"]:
         c = _load(m / "cond" / f"{name}.json")
@@ -202,7 +207,6 @@ def headline(params: dict, root: Path = Path(".")) -> dict:
         met = out[key]["value"] <= target if lower_is_better(key) else out[key]["value"] >= target
         out[key] = {**out[key], "target": target, **extra, "met": bool(met)}
     total = sum(r.get("train_wall_s") or 0.0 for k, r in out.items() if not k.endswith("/best"))
-    walls = stage_walls(root / "walls")
     return {"total_wall_s": round(sum(w["wall_s"] for w in walls.values()), 1),
             "stage_wall_s": {k: w["wall_s"] for k, w in walls.items()},
             "walls_machines": sorted({w.get("machine", "?") for w in walls.values()}),
