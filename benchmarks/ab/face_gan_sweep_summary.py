@@ -45,7 +45,7 @@ def figure(arms: dict[str, list[dict]], out: Path) -> None:
                 x = [c["wall_s"] / 60 for c in r["curve"]]
                 for ax, key, scale in ((row[0], "fid", 1), (row[1], "face_rate", 100)):
                     ax.plot(x, [c[key] * scale for c in r["curve"]], color=f"C{i}", marker="o", ms=3,
-                            ls=("-", "--", ":")[r["seed"] % 3], label=f"{arm_label(r)} s{r['seed']}")
+                            ls=("-", "--", ":")[r["seed"] % 3], label=f"{arm_label(r)} @{r['steps']} s{r['seed']}")
         row[0].set_yscale("log")
         row[0].set_ylabel(f"{gan}: FID (log)")
         row[1].set_ylabel(f"{gan}: faces detected (%)")
