@@ -11,14 +11,15 @@ for the user, as ``make -j`` does for a Makefile:
    finished, at most ``jobs`` at a time, the one with the longest chain of recorded stage wall times below it first
    (``walls/<stage>.json``, :mod:`genda.runtime.walls`; 30 s where none is recorded), each with
    ``GENDA_THREADS=threads`` (default: the CPU count divided by ``jobs``, at least 1);
-3. each stage's output goes to ``.dvc/tmp/lanes/<stage>.log``; one line per stage start and end is printed, and on a
+3. each stage's output goes to ``.dvc/tmp/lanes/<profile folder, or root>/<stage>.log``; one line per stage start and end is printed, and on a
    failure the failed stage's last lines, after which no new stage starts, the running ones finish and the exit
    code is 1.
 
 DVC still decides whether each stage runs (a stage whose inputs came out unchanged is skipped, the run cache is
 used) and records it in ``dvc.lock``, so the outcome is that of ``dvc repro``. Stage results do not depend on the
-order, but they may on the thread count (floating-point sums are split differently): ``make repro`` and
-``make repro-real`` run two lanes of one thread each, the thread count the committed results were made with.
+order, but they may on the thread count (floating-point sums are split differently): ``make repro-real`` runs two
+lanes of one thread each, the thread count of the real profile's records; ``make repro`` keeps plain ``dvc repro`` at
+two threads a stage, that of the default's.
 
     python -m genda.pipeline.parallel --jobs 2          # in the folder of a dvc.yaml (the root, or real/)
     python -m genda.pipeline.parallel --dry              # the stages it would run, in launch order
@@ -26,7 +27,6 @@ order, but they may on the thread count (floating-point sums are split different
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -84,18 +84,14 @@ def critical_path(upstream: dict[str, set[str]], todo: list[str], wall: dict[str
 
 
 def recorded_walls(cwd: Path) -> dict[str, float]:
-    """The last recorded wall time of every stage that wrote ``walls/<stage>.json``."""
-    out = {}
-    for f in (cwd / "walls").glob("*.json"):
-        try:
-            out[f.stem] = float(json.loads(f.read_text())["wall_s"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
+    """The last recorded wall time of every stage that wrote ``walls/<stage>.json`` (the records ``summary`` sums)."""
+    from genda.pipeline.summary import stage_walls
+
+    return {stage: float(w["wall_s"]) for stage, w in stage_walls(cwd / "walls").items()}
 
 
 def schedule(upstream: dict[str, set[str]], todo: list[str], priority: dict[str, float]) -> list[str]:
-    """The launch order of one lane (``--jobs 1``, and what ``--dry`` prints): ready stages, highest priority first."""
+    """The launch order with one lane (what ``--dry`` prints): ready stages, highest priority first."""
     order: list[str] = []
     left = list(todo)
     while left:
