@@ -55,6 +55,7 @@ def plan(cwd: Path, targets: list[str] | None = None) -> tuple[dict[str, set[str
         mine = [s for s in repo.index.stages if os.path.abspath(s.path) == dvcfile]
         name = {s: s.addressing.rsplit(":", 1)[-1] for s in mine}
         upstream = {name[s]: {name[d] for d in graph.successors(s) if d in name} for s in mine}
+        wanted = select(upstream, targets) if targets else set(upstream)  # a wrong target fails before the status
         status = repo.status(targets=[dvcfile])  # keyed by addressing, as the stages (relative to this process's cwd)
         stale = {name[s] for s in mine if s.addressing in status}
         root = Path(repo.root_dir)
@@ -62,22 +63,25 @@ def plan(cwd: Path, targets: list[str] | None = None) -> tuple[dict[str, set[str
     for n, ups in upstream.items():
         for u in ups:
             downstream[u].add(n)
-    todo, stack = set(), list(stale)
-    while stack:
-        n = stack.pop()
-        if n not in todo:
-            todo.add(n)
-            stack.extend(downstream[n])
+    todo = _reach(stale, downstream) & wanted
     order = [name[s] for s in mine]  # dvc.yaml order: the tie-break
-    if targets:
-        todo &= select(upstream, targets)
     return upstream, [n for n in order if n in todo], root
+
+
+def _reach(start: set[str], edges: dict[str, set[str]]) -> set[str]:
+    """``start`` and every stage reachable from it along ``edges`` (stage -> its neighbours)."""
+    seen, stack = set(start), list(start)
+    while stack:
+        for m in edges[stack.pop()] - seen:
+            seen.add(m)
+            stack.append(m)
+    return seen
 
 
 def select(upstream: dict[str, set[str]], targets: list[str]) -> set[str]:
     """The stages ``targets`` name and every stage upstream of them (directly or not). A target is a stage name
     (``evaluate_da@mnist-mnistm``), a foreach group (``evaluate_da``: all its ``@`` items) or a shell pattern
-    (``'train_da@mnist-*'``); one that names no stage is a :class:`ValueError` listing the valid names."""
+    (``'train_da@mnist-*'``); one that names no stage is a :class:`ValueError` listing the groups."""
     chosen: set[str] = set()
     for t in targets:
         hit = {n for n in upstream if n == t or n.split("@", 1)[0] == t or fnmatch.fnmatchcase(n, t)}
@@ -86,13 +90,7 @@ def select(upstream: dict[str, set[str]], targets: list[str]) -> set[str]:
             raise ValueError(f"parallel: target {t!r} names no stage of this dvc.yaml; valid: a stage name, a group "
                              f"({', '.join(groups)}) or a pattern such as 'train_da@*'")
         chosen |= hit
-    stack = list(chosen)
-    while stack:
-        for u in upstream[stack.pop()]:
-            if u not in chosen:
-                chosen.add(u)
-                stack.append(u)
-    return chosen
+    return _reach(chosen, upstream)
 
 
 def critical_path(upstream: dict[str, set[str]], todo: list[str], wall: dict[str, float]) -> dict[str, float]:
