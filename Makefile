@@ -23,7 +23,8 @@ repro: setup  ## the main job: the whole pipeline on params.yaml (embedded data 
 
 repro-real: setup  ## the real-data profile (real/: reads ../shared/data, hours): resumable, rerun the same command
 	# two stages at a time, one thread each (the thread count of the profile's records): genda.pipeline.parallel
-	(cd real && GENDA_WARM=1 $(abspath $(PY)) -m genda.pipeline.parallel --jobs $(JOBS)); s=$$?; \
+	# TARGETS='tsne@*' (stage names, groups or patterns): only those and their upstream, as `dvc repro TARGET`
+	(cd real && GENDA_WARM=1 $(abspath $(PY)) -m genda.pipeline.parallel --jobs $(JOBS) $(TARGETS)); s=$$?; \
 	$(PY) -m genda.runtime.forkserver stop >/dev/null; exit $$s
 
 test: setup   ## every test (slow end-to-end DVC tests included), two test files at a time

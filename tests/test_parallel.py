@@ -42,11 +42,11 @@ def _times(root: Path) -> dict:
     return {n: json.loads((root / f"{n}.json").read_text()) for n in "abcd" if (root / f"{n}.json").exists()}
 
 
-def _run(root: Path, jobs: int, monkeypatch) -> tuple[int, str]:
+def _run(root: Path, jobs: int, monkeypatch, targets: list[str] | None = None) -> tuple[int, str]:
     monkeypatch.chdir(root)
     monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     out = io.StringIO()
-    code = parallel.run(root, jobs=jobs, threads=1, dvc=str(VENV_BIN / "dvc"), out=out)
+    code = parallel.run(root, jobs=jobs, threads=1, dvc=str(VENV_BIN / "dvc"), out=out, targets=targets)
     return code, out.getvalue()
 
 
@@ -86,6 +86,26 @@ def test_a_failing_stage_stops_the_run_and_shows_its_log(tmp_path, monkeypatch):
     assert "d" not in _times(root)
 
 
+def test_targets_run_only_themselves_and_their_upstream(tmp_path, monkeypatch):
+    root = _project(tmp_path)
+    assert parallel.plan(root, ["b"])[1] == ["a", "b"]
+    code, out = _run(root, 2, monkeypatch, targets=["b"])
+    assert code == 0, out
+    assert set(_times(root)) == {"a", "b"}  # c and d (downstream of a, not upstream of b) left alone
+    assert parallel.plan(root)[1] == ["c", "d"]  # still to do; a and b recorded in dvc.lock
+    assert parallel.plan(root, ["b"])[1] == []
+
+
+def test_a_target_is_a_name_a_foreach_group_or_a_pattern_and_a_wrong_one_is_named():
+    upstream = {"prepare": set(), "train@x": {"prepare"}, "train@y": {"prepare"}, "eval@x": {"train@x"},
+                "eval@y": {"train@y"}, "report": {"eval@x", "eval@y"}}
+    assert parallel.select(upstream, ["eval@x"]) == {"eval@x", "train@x", "prepare"}
+    assert parallel.select(upstream, ["train"]) == {"train@x", "train@y", "prepare"}
+    assert parallel.select(upstream, ["eval@*", "prepare"]) == {"eval@x", "eval@y", "train@x", "train@y", "prepare"}
+    with pytest.raises(ValueError, match=r"'evaluate' names no stage.*eval, prepare, report, train"):
+        parallel.select(upstream, ["evaluate"])
+
+
 def test_critical_path_puts_the_longest_chain_first():
     upstream = {"prep": set(), "slow": {"prep"}, "fast": {"prep"}, "eval": {"slow"}, "sum": {"eval", "fast"}}
     todo = list(upstream)
@@ -97,3 +117,10 @@ def test_critical_path_puts_the_longest_chain_first():
 def test_bad_jobs_is_an_error():
     with pytest.raises(SystemExit):
         parallel.main(["--jobs", "0"])
+
+
+def test_an_unknown_target_is_exit_2_naming_it(tmp_path, monkeypatch, capsys):
+    root = _project(tmp_path)
+    monkeypatch.chdir(root)
+    assert parallel.main(["--dry", "e"]) == 2
+    assert "'e' names no stage" in capsys.readouterr().err

@@ -23,10 +23,16 @@ two threads a stage, that of the default's.
 
     python -m genda.pipeline.parallel --jobs 2          # in the folder of a dvc.yaml (the root, or real/)
     python -m genda.pipeline.parallel --dry              # the stages it would run, in launch order
+    python -m genda.pipeline.parallel 'tsne@*'           # only these stages and what they need, as `dvc repro TARGET`
+
+Targets (stage names, a foreach group such as ``tsne``, or shell patterns such as ``'train_da@mnist-*'``) limit the run
+to the targets and the stages upstream of them, as ``dvc repro <targets>`` does: stages downstream of a target are
+left out, even where they are not up to date.
 """
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import subprocess
 import sys
@@ -37,10 +43,10 @@ DEFAULT_WALL_S = 30.0  # a stage that never recorded a wall time
 LOG_TAIL = 30  # lines of a failed stage's log that are printed
 
 
-def plan(cwd: Path) -> tuple[dict[str, set[str]], list[str], Path]:
+def plan(cwd: Path, targets: list[str] | None = None) -> tuple[dict[str, set[str]], list[str], Path]:
     """``(upstream, todo, root)``: for every stage of ``cwd/dvc.yaml``, the names of the stages of that file it
-    depends on; the stages that are not up to date plus everything downstream of them, in ``dvc.yaml`` order; the
-    repository's root."""
+    depends on; the stages that are not up to date plus everything downstream of them, in ``dvc.yaml`` order (with
+    ``targets``: only those that are targets or upstream of one, :func:`select`); the repository's root."""
     from dvc.repo import Repo
 
     dvcfile = str((cwd / "dvc.yaml").resolve())
@@ -63,7 +69,30 @@ def plan(cwd: Path) -> tuple[dict[str, set[str]], list[str], Path]:
             todo.add(n)
             stack.extend(downstream[n])
     order = [name[s] for s in mine]  # dvc.yaml order: the tie-break
+    if targets:
+        todo &= select(upstream, targets)
     return upstream, [n for n in order if n in todo], root
+
+
+def select(upstream: dict[str, set[str]], targets: list[str]) -> set[str]:
+    """The stages ``targets`` name and every stage upstream of them (directly or not). A target is a stage name
+    (``evaluate_da@mnist-mnistm``), a foreach group (``evaluate_da``: all its ``@`` items) or a shell pattern
+    (``'train_da@mnist-*'``); one that names no stage is a :class:`ValueError` listing the valid names."""
+    chosen: set[str] = set()
+    for t in targets:
+        hit = {n for n in upstream if n == t or n.split("@", 1)[0] == t or fnmatch.fnmatchcase(n, t)}
+        if not hit:
+            groups = sorted({n.split("@", 1)[0] for n in upstream})
+            raise ValueError(f"parallel: target {t!r} names no stage of this dvc.yaml; valid: a stage name, a group "
+                             f"({', '.join(groups)}) or a pattern such as 'train_da@*'")
+        chosen |= hit
+    stack = list(chosen)
+    while stack:
+        for u in upstream[stack.pop()]:
+            if u not in chosen:
+                chosen.add(u)
+                stack.append(u)
+    return chosen
 
 
 def critical_path(upstream: dict[str, set[str]], todo: list[str], wall: dict[str, float]) -> dict[str, float]:
@@ -108,9 +137,10 @@ def _next(left: list[str], pending: set[str], upstream: dict[str, set[str]], pri
     return max(ready, key=lambda s: (priority[s], -left.index(s))) if ready else None
 
 
-def run(cwd: Path, jobs: int, threads: int, dvc: str = "dvc", out=sys.stdout) -> int:
-    """Run the stages of ``cwd/dvc.yaml`` that are not up to date on ``jobs`` lanes; 0 when all succeeded."""
-    upstream, todo, root = plan(cwd)
+def run(cwd: Path, jobs: int, threads: int, dvc: str = "dvc", out=sys.stdout, targets: list[str] | None = None) -> int:
+    """Run the stages of ``cwd/dvc.yaml`` that are not up to date (of ``targets`` and their upstream stages, when
+    given) on ``jobs`` lanes; 0 when all succeeded."""
+    upstream, todo, root = plan(cwd, targets)
     if not todo:
         print("parallel: every stage is up to date", file=out)
         return 0
@@ -170,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", "-j", type=int, default=2, help="stages at a time (default 2)")
     ap.add_argument("--threads", type=int, default=0, help="GENDA_THREADS of each stage (default: CPUs / jobs)")
     ap.add_argument("--dry", action="store_true", help="print the stages that would run, in one lane's order")
+    ap.add_argument("targets", nargs="*", help="only these stages (names, groups or patterns) and their upstream")
     a = ap.parse_args(argv)
     if a.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {a.jobs}")
@@ -177,13 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     if not (cwd / "dvc.yaml").is_file():
         print(f"parallel: no dvc.yaml in {cwd}", file=sys.stderr)
         return 2
-    if a.dry:
-        upstream, todo, _ = plan(cwd)
-        order = schedule(upstream, todo, critical_path(upstream, todo, recorded_walls(cwd)))
-        print("\n".join(order) if order else "every stage is up to date")
-        return 0
-    threads = a.threads or max(1, (os.cpu_count() or 1) // a.jobs)
-    return run(cwd, a.jobs, threads)
+    try:
+        if a.dry:
+            upstream, todo, _ = plan(cwd, a.targets)
+            order = schedule(upstream, todo, critical_path(upstream, todo, recorded_walls(cwd)))
+            print("\n".join(order) if order else "every stage is up to date")
+            return 0
+        threads = a.threads or max(1, (os.cpu_count() or 1) // a.jobs)
+        return run(cwd, a.jobs, threads, targets=a.targets)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
