@@ -24,7 +24,8 @@ from genda.da.methods.dsn import difference_loss, simse
 from genda.da.methods.mean_teacher import class_balance_loss, confidence_mask, consistency_loss
 from genda.errors import ConfigError, DataError
 from genda.da.models.backbones import imagenet_weights_file, resnet_backbone
-from genda.da.models.dann import DANNClassifier, DANNDomainHead, DANNFeatures
+from genda.da.models.dann import DANNClassifier, DANNDomainHead, DANNFeatures, DANNNet
+from genda.da.models.self_ensembling import SelfEnsemblingFeatures, SelfEnsemblingNet
 
 N_CLASSES = 4
 
@@ -161,6 +162,40 @@ def test_dann_network_shapes_and_parameter_counts():
     head.eval()
     assert deep(torch.randn(3, 800)).shape == (3, 10)
     assert head(torch.randn(3, 800)).shape == (3, 2)
+
+
+def test_self_ensembling_network_shapes_and_parameter_counts():
+    feats = SelfEnsemblingFeatures()
+    assert feats(torch.randn(5, 3, 28, 28)).shape == (5, 128) and feats.out_dim == 128
+    assert feats(torch.randn(2, 3, 32, 32)).shape == (2, 128)  # global pooling: any size >= 8
+    convs = [(3, 32), (32, 32), (32, 64), (64, 64), (64, 64), (64, 128), (128, 128), (128, 128)]
+    assert len([m for m in feats.modules() if isinstance(m, nn.Conv2d)]) == len(convs)
+    assert n_params(feats) == sum(i * o * 9 + o + 2 * o for i, o in convs) == 472_800
+    net = SelfEnsemblingNet(10)  # French et al.'s head: dropout, 128->128, ReLU, 128->10
+    assert n_params(net.classifier) == (128 * 128 + 128) + (128 * 10 + 10)
+    assert n_params(SelfEnsemblingNet(10, hidden=(128, 128)).classifier) == n_params(net.classifier) + 128 * 128 + 128
+    net.eval()
+    assert net(torch.randn(3, 3, 28, 28)).shape == (3, 10)
+
+
+def test_network_option_builds_the_named_digit_network_and_the_default_is_unchanged():
+    torch.manual_seed(0)
+    default = build_method("source_only", n_classes=10)
+    torch.manual_seed(0)
+    direct = DANNNet(10, hidden=(100, 100), dropout=0.5)  # what build_digit_net made before the option existed
+    assert type(default.net) is DANNNet
+    a, b = default.net.state_dict(), direct.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("source_only", "dann", "mean_teacher"):
+        m = build_method(name, n_classes=10, network="gp", classifier_layers=1, **method_kwargs(name))
+        m.eval()
+        assert m.embed(torch.randn(2, 3, 28, 28)).shape == (2, 128)
+    dann = build_method("dann", n_classes=10, network="gp")
+    assert dann.domain_adv.domain_discriminator.net[0].in_features == 128  # the domain head follows the features
+    with pytest.raises(ConfigError, match=r"option network must be dann or gp, got 'vgg'"):
+        build_method("mean_teacher", network="vgg")
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) network"):
+        build_method("dsn", network="gp")  # DSN has its own encoders
 
 
 # ----------------------------------------------------------------------------- adversarial loss

@@ -45,7 +45,7 @@ def test_real_params_validate_and_hold_the_recorded_recipes():
     p = load_params(ROOT / "real" / "params.yaml", check_paths=False)
     assert p["data"]["source"] == "npz" and p["da"]["seeds"] == [0, 1, 2]
     assert set(p["da"]["pairs"]) == {"mnistm-usps", "mnist-mnistm"}
-    assert da_setting_config(p, "dann")[0]["steps"] == 20000 and da_setting_config(p, "dann")[1] == {"domain_weight": 1.0, "passes": "separate"}
+    assert da_setting_config(p, "dann")[0]["steps"] == 20000 and da_setting_config(p, "dann")[1] == {"domain_weight": 1.0}
     assert da_setting_config(p, "mean_teacher")[0]["steps"] == 20000
     assert da_setting_config(p, "source_only")[0]["steps"] == 2500
     assert cond_config(p, "ddpm")["compute"]["precision"] == "fp32" and cond_config(p, "ddpm")["steps"] == 15000
