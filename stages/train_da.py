@@ -10,7 +10,7 @@ from genda.runtime.tracking import Tracker
 def main() -> None:
     pair, setting = sys.argv[1], sys.argv[2]
     params = load_params()
-    da, options = da_setting_config(params, setting)
+    da, options = da_setting_config(params, setting, pair)
     src_name, tgt_name = pair.split("-")
     with Tracker(f"train_da@{pair}-{setting}", params={"pair": pair, "setting": setting, **da, **options}) as tr:
         # torch-heavy imports after the Tracker has started MLflow in its helper process (they overlap)

@@ -233,3 +233,37 @@ def test_a_da_setting_overrides_shared_trainer_keys_under_train():
         q["da"]["methods"]["dann"]["train"] = bad
         with pytest.raises(ConfigError, match=re.escape(message)):
             validate(q, check_paths=False)
+
+
+def test_a_da_setting_overrides_options_and_trainer_keys_for_one_pair_under_by_pair():
+    """``da.methods.<setting>.by_pair.<pair>``: that pair's options and ``train`` keys win over the setting's; the
+    other pair, and a caller that names no pair, see the setting's own; a pair not in da.pairs, a nested by_pair or a
+    bad trainer key is one error naming the key."""
+    import copy
+
+    from genda.config import da_setting_config, load_params, validate
+    from genda.errors import ConfigError
+
+    p = load_params(ROOT / "params.yaml", check_paths=False)
+    q = copy.deepcopy(p)
+    one, other = q["da"]["pairs"][:2]
+    q["da"]["methods"]["dann"] = {"domain_weight": 0.3, "train": {"steps": 900, "eval_every": 100},
+                                  "by_pair": {one: {"network": "gp", "domain_weight": 1.0, "train": {"steps": 50}}}}
+    validate(q, check_paths=False)
+    da, options = da_setting_config(q, "dann", one)
+    assert (da["steps"], da["eval_every"]) == (50, 100)  # the pair's train merged into the setting's
+    assert options == {"domain_weight": 1.0, "network": "gp"}
+    for pair in (other, None):
+        da, options = da_setting_config(q, "dann", pair)
+        assert (da["steps"], da["eval_every"], options) == (900, 100, {"domain_weight": 0.3})
+    assert da_setting_config(q, "dsn", one) == da_setting_config(p, "dsn", one)  # other settings untouched
+    for bad, message in (({"usps-svhn": {}}, f"unknown key 'da.methods.dann.by_pair.usps-svhn': not a pair of "
+                                              f"da.pairs; valid keys here: {', '.join(q['da']['pairs'])}"),
+                         ({one: {"train": {"stesp": 3}}}, f"unknown key 'da.methods.dann.by_pair.{one}.train.stesp' "
+                                                           f"(did you mean 'steps'?)"),
+                         ({one: {"by_pair": {}}}, "by_pair does not nest"),
+                         ({one: [1]}, f"'da.methods.dann.by_pair.{one}' must be a mapping"),
+                         ([one], "'da.methods.dann.by_pair' must be a mapping pair -> options")):
+        q["da"]["methods"]["dann"]["by_pair"] = bad
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            validate(q, check_paths=False)

@@ -45,7 +45,17 @@ def test_real_params_validate_and_hold_the_recorded_recipes():
     p = load_params(ROOT / "real" / "params.yaml", check_paths=False)
     assert p["data"]["source"] == "npz" and p["da"]["seeds"] == [0, 1, 2]
     assert set(p["da"]["pairs"]) == {"mnistm-usps", "mnist-mnistm"}
+    assert da_setting_config(p, "dann", "mnist-mnistm") == da_setting_config(p, "dann")
     assert da_setting_config(p, "dann")[0]["steps"] == 20000 and da_setting_config(p, "dann")[1] == {"domain_weight": 1.0}
+    # MNIST-M -> USPS: French et al.'s gp network for DANN and its bounds, DANN at 6,000 steps with a BatchNorm pass
+    # per domain; the DSN and the mean teacher keep Ganin et al.'s network
+    da, options = da_setting_config(p, "dann", "mnistm-usps")
+    assert da["steps"] == 6000 and options == {"domain_weight": 1.0, "network": "gp", "classifier_layers": 1,
+                                               "passes": "separate"}
+    for setting in ("source_only", "target_only"):
+        assert da_setting_config(p, setting, "mnistm-usps")[1] == {"network": "gp", "classifier_layers": 1}
+        assert da_setting_config(p, setting, "mnist-mnistm")[1] == {}
+    assert da_setting_config(p, "mean_teacher", "mnistm-usps")[1] == {}
     assert da_setting_config(p, "mean_teacher")[0]["steps"] == 20000
     assert da_setting_config(p, "source_only")[0]["steps"] == 2500
     assert cond_config(p, "ddpm")["compute"]["precision"] == "fp32" and cond_config(p, "ddpm")["steps"] == 15000
@@ -106,3 +116,15 @@ def test_real_params_find_the_shared_data():
     r = subprocess.run([str(VENV_BIN / "python"), "-m", "genda.config", "check", "params.yaml"], cwd=ROOT / "real",
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "valid" in r.stdout, r.stderr
+
+
+def test_report_names_the_settings_trained_on_the_gp_network():
+    """The report's DA section names, per pair, the cells that trained French et al.'s network; the default, all on
+    the methods' own networks, gets no such line."""
+    from genda.config import load_params
+    from genda.pipeline.report import _da_network_lines
+
+    real = load_params(ROOT / "real" / "params.yaml", check_paths=False)
+    line = "\n".join(_da_network_lines(real))
+    assert "mnistm-usps: source_only, dann, target_only" in line and "mnist-mnistm" not in line
+    assert _da_network_lines(load_params(ROOT / "params.yaml", check_paths=False)) == []

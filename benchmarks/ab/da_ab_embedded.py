@@ -44,7 +44,7 @@ def main() -> None:
         key, _, val = o.partition("=")
         set_key(params, key, yaml.safe_load(val))
     params = validate(params, check_paths=False)  # a mistyped override key stops here, naming the valid keys
-    da, options = da_setting_config(params, a.setting)
+    da, options = da_setting_config(params, a.setting, a.pair)
     s, t = a.pair.split("-")
     src, tgt = load_prepared(ROOT / digits_path(s)), load_prepared(ROOT / digits_path(t))
     accs = []

@@ -75,7 +75,7 @@ def main() -> None:
     if a.arch == "french":
         source_only.build_digit_net = lambda n_classes, options: french(n_classes)
     params = load_params()
-    da, options = da_setting_config(params, a.setting)
+    da, options = da_setting_config(params, a.setting, a.pair)
     if a.arch == "gp":
         options = {**options, "network": "gp", "classifier_layers": 1}
     for kv in a.option:

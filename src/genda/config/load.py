@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -52,36 +53,58 @@ def validate(params: dict, *, check_paths: bool = True, base: Path | None = None
     if missing:  # DVC's train_da@<pair>-<setting> stage tracks da.methods.<setting> and would fail after training
         raise ConfigError(f"params: missing key 'da.methods.{missing[0]}' (da.settings lists '{missing[0]}'); "
                           f"give it the method's options, or {{}} for its defaults, e.g. '{missing[0]}: {{}}'")
-    _check_train_overrides(params["da"]["methods"])
+    _check_train_overrides(params["da"]["methods"], params["da"]["pairs"])
     if params["data"]["face_crop"] < params["data"]["face_size"] // 4:
         raise ConfigError("params: 'data.face_crop' is far smaller than 'data.face_size'; "
                           "crop is taken first, then resized to face_size")
     return params
 
 
-def _check_train_overrides(methods: dict) -> None:
-    """``da.methods.<setting>.train``: a mapping of shared ``da`` trainer keys (:data:`DA_TRAIN_KEYS`), each of the
-    type and range the shared key has."""
+def _check_train_overrides(methods: dict, pairs: list[str]) -> None:
+    """``da.methods.<setting>.train`` and ``da.methods.<setting>.by_pair.<pair>.train``: mappings of shared ``da``
+    trainer keys (:data:`DA_TRAIN_KEYS`), each of the type and range the shared key has; ``by_pair``: a mapping from
+    pairs of ``da.pairs`` to option overrides."""
+    for setting, opts in methods.items():
+        if not opts:
+            continue
+        if "train" in opts:
+            _check_train_keys(opts["train"], f"da.methods.{setting}.train")
+        if "by_pair" not in opts:
+            continue
+        path = f"da.methods.{setting}.by_pair"
+        by_pair = opts["by_pair"]
+        if not isinstance(by_pair, dict):
+            raise ConfigError(f"params: '{path}' must be a mapping pair -> options; pairs here: {', '.join(pairs)}")
+        for pair, override in by_pair.items():
+            if pair not in pairs:
+                raise ConfigError(f"params: unknown key '{path}.{pair}': not a pair of da.pairs; valid keys here: "
+                                  f"{', '.join(pairs)}")
+            if override is None:
+                continue
+            if not isinstance(override, dict):
+                raise ConfigError(f"params: '{path}.{pair}' must be a mapping of method options")
+            if "by_pair" in override:
+                raise ConfigError(f"params: '{path}.{pair}.by_pair': by_pair does not nest")
+            if "train" in override:
+                _check_train_keys(override["train"], f"{path}.{pair}.train")
+
+
+def _check_train_keys(train: Any, path: str) -> None:
     import difflib
 
-    for setting, opts in methods.items():
-        if not opts or "train" not in opts:
-            continue
-        path = f"da.methods.{setting}.train"
-        train = opts["train"]
-        if not isinstance(train, dict):
-            raise ConfigError(f"params: '{path}' must be a mapping of da keys to override; valid keys here: "
-                              f"{', '.join(DA_TRAIN_KEYS)}")
-        for key in train:
-            if key not in DA_TRAIN_KEYS:
-                hint = difflib.get_close_matches(str(key), DA_TRAIN_KEYS, n=1)
-                raise ConfigError(f"params: unknown key '{path}.{key}'" + (f" (did you mean '{hint[0]}'?)" if hint
-                                  else "") + f"; valid keys here: {', '.join(DA_TRAIN_KEYS)}")
-        try:
-            DATrainOverride.model_validate(train)
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise ConfigError(f"params: '{path}.{err['loc'][0]}' = {err.get('input')!r}: {err['msg']}") from None
+    if not isinstance(train, dict):
+        raise ConfigError(f"params: '{path}' must be a mapping of da keys to override; valid keys here: "
+                          f"{', '.join(DA_TRAIN_KEYS)}")
+    for key in train:
+        if key not in DA_TRAIN_KEYS:
+            hint = difflib.get_close_matches(str(key), DA_TRAIN_KEYS, n=1)
+            raise ConfigError(f"params: unknown key '{path}.{key}'" + (f" (did you mean '{hint[0]}'?)" if hint
+                              else "") + f"; valid keys here: {', '.join(DA_TRAIN_KEYS)}")
+    try:
+        DATrainOverride.model_validate(train)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(f"params: '{path}.{err['loc'][0]}' = {err.get('input')!r}: {err['msg']}") from None
 
 
 def _check_paths(params: dict, base: Path) -> None:

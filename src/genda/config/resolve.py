@@ -39,14 +39,24 @@ def face_gan_config(params: dict, name: str) -> dict:
     return cfg
 
 
-def da_setting_config(params: dict, setting: str) -> tuple[dict, dict]:
-    """(shared DA settings, method options) for one DA setting: ``da`` without its per-setting parts, updated with
-    ``da.methods.<setting>.train``, and the rest of ``da.methods.<setting>`` as the method's options."""
+def da_setting_config(params: dict, setting: str, pair: str | None = None) -> tuple[dict, dict]:
+    """(shared DA settings, method options) for one DA setting (on one pair): ``da`` without its per-setting parts,
+    updated with ``da.methods.<setting>.train``, and the rest of ``da.methods.<setting>`` as the method's options.
+
+    ``da.methods.<setting>.by_pair.<pair>`` overrides both for that pair only (its ``train`` merged into the
+    setting's ``train``, its other keys into the options), e.g. a larger network on one pair:
+    ``dann: {domain_weight: 1.0, by_pair: {mnistm-usps: {network: gp, train: {steps: 6000}}}}``."""
     if setting not in params["da"]["settings"] and setting not in DA_SETTINGS:
         raise ConfigError(f"unknown DA setting '{setting}'; valid: {', '.join(DA_SETTINGS)}")
     da = {k: v for k, v in params["da"].items() if k not in ("methods", "compute")}
     options = dict(params["da"]["methods"].get(setting) or {})
-    da.update(options.pop("train", None) or {})  # this setting's own trainer settings (e.g. a longer training)
+    by_pair = options.pop("by_pair", None) or {}
+    train = dict(options.pop("train", None) or {})
+    if pair is not None:
+        override = dict(by_pair.get(pair) or {})
+        train.update(override.pop("train", None) or {})
+        options.update(override)
+    da.update(train)  # this setting's own trainer settings (e.g. a longer training)
     return da, options
 
 

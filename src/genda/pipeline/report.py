@@ -99,6 +99,7 @@ def build_report(params: dict, root: Path = Path("."), out_dir: Path = Path("rep
             cells = [f"{100 * m[key]:.1f} ± {100 * m[key + '_std']:.1f}" if key in m else "–" for m in ms]
             best = COURSE_DA_BEST.get(pair) if key == "target_acc" else None
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {best if best is not None else '–'} |")
+    lines += _da_network_lines(params)
     lines.append("")
     curves = {pair: curve_table(root / f"metrics/da/curves/{pair}.csv") for pair in da["pairs"]}
     if accuracy_curve_figure(curves, out_dir / "da_curves.png"):
@@ -114,6 +115,21 @@ def build_report(params: dict, root: Path = Path("."), out_dir: Path = Path("rep
     out = out_dir / "index.md"
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def _da_network_lines(params: dict) -> list[str]:
+    """One line naming, per pair, the settings that train French et al.'s larger digit network (``network: gp``,
+    from ``da.methods.<setting>`` and its ``by_pair`` entry); nothing where every setting keeps its method's own."""
+    from genda.config import da_setting_config
+
+    da = params["da"]
+    on_gp = {pair: [s for s in da["settings"] if da_setting_config(params, s, pair)[1].get("network") == "gp"]
+             for pair in da["pairs"]}
+    if not any(on_gp.values()):
+        return []
+    parts = [f"{pair}: {', '.join(ss)}" for pair, ss in on_gp.items() if ss]
+    return ["", "Networks: French et al.'s 8-conv `grey-32-64-128-gp` (`network: gp`) for " + "; ".join(parts)
+            + "; every other cell on its method's own network (DANN's: Ganin et al.'s 2-conv; docs/methods.md)."]
 
 
 def _style_section(params: dict, root: Path, rel) -> list[str]:
