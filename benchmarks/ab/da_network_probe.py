@@ -76,6 +76,8 @@ def main() -> None:
         source_only.build_digit_net = lambda n_classes, options: french(n_classes)
     params = load_params()
     da, options = da_setting_config(params, a.setting, a.pair)
+    # --arch names the network whatever the profile's options (or their by_pair entry for --pair) say
+    options = {k: v for k, v in options.items() if k not in ("network", "classifier_layers")}
     if a.arch == "gp":
         options = {**options, "network": "gp", "classifier_layers": 1}
     for kv in a.option:

@@ -90,6 +90,7 @@ def _check_train_overrides(methods: dict, pairs: list[str]) -> None:
 
 
 def _check_train_keys(train: Any, path: str) -> None:
+    """``train`` at ``path``: a mapping of :data:`DA_TRAIN_KEYS`, each of the shared key's type and range."""
     import difflib
 
     if not isinstance(train, dict):
