@@ -47,16 +47,19 @@ def test_real_params_validate_and_hold_the_recorded_recipes():
     assert set(p["da"]["pairs"]) == {"mnistm-usps", "mnist-mnistm"}
     assert da_setting_config(p, "dann", "mnist-mnistm") == da_setting_config(p, "dann")
     assert da_setting_config(p, "dann")[0]["steps"] == 20000 and da_setting_config(p, "dann")[1] == {"domain_weight": 1.0}
-    # MNIST-M -> USPS: French et al.'s gp network for DANN and its bounds, DANN at 6,000 steps with a BatchNorm pass
-    # per domain; the DSN and the mean teacher keep Ganin et al.'s network
+    # MNIST-M -> USPS: French et al.'s gp network for DANN, the mean teacher and the bounds, DANN at 6,000 steps with
+    # a BatchNorm pass per domain, the mean teacher at 8,000; the DSN keeps its own network
     da, options = da_setting_config(p, "dann", "mnistm-usps")
     assert da["steps"] == 6000 and options == {"domain_weight": 1.0, "network": "gp", "classifier_layers": 1,
                                                "passes": "separate"}
     for setting in ("source_only", "target_only"):
         assert da_setting_config(p, setting, "mnistm-usps")[1] == {"network": "gp", "classifier_layers": 1}
         assert da_setting_config(p, setting, "mnist-mnistm")[1] == {}
-    assert da_setting_config(p, "mean_teacher", "mnistm-usps")[1] == {}
+    da, options = da_setting_config(p, "mean_teacher", "mnistm-usps")
+    assert da["steps"] == 8000 and da["eval_every"] == 500 and options == {"network": "gp", "classifier_layers": 1}
+    assert da_setting_config(p, "mean_teacher", "mnist-mnistm") == da_setting_config(p, "mean_teacher")
     assert da_setting_config(p, "mean_teacher")[0]["steps"] == 20000
+    assert da_setting_config(p, "mean_teacher")[1] == {} and da_setting_config(p, "dsn", "mnistm-usps")[1] == {}
     assert da_setting_config(p, "source_only")[0]["steps"] == 2500
     assert cond_config(p, "ddpm")["compute"]["precision"] == "fp32" and cond_config(p, "ddpm")["steps"] == 15000
     assert list(p["face_gans"]) == ["dcgan", "dcgan_tricks", "lsgan", "wgan_gp", "sngan_hinge", "dcgan_diffaug_ema",
@@ -126,5 +129,5 @@ def test_report_names_the_settings_trained_on_the_gp_network():
 
     real = load_params(ROOT / "real" / "params.yaml", check_paths=False)
     line = "\n".join(_da_network_lines(real))
-    assert "mnistm-usps: source_only, dann, target_only" in line and "mnist-mnistm" not in line
+    assert "mnistm-usps: source_only, dann, mean_teacher, target_only" in line and "mnist-mnistm" not in line
     assert _da_network_lines(load_params(ROOT / "params.yaml", check_paths=False)) == []

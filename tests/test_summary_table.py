@@ -186,3 +186,23 @@ def test_a_face_gan_row_carries_its_train_gan_stage_wall_once(tmp_path):
     assert h["rows"]["faces/g1/face_rate"].get("train_wall_s") is None
     assert h["total_train_wall_s"] == 150.0 and h["total_wall_s"] == 150.0
     assert "| `faces/g1/fid` | 10.13 | – | – | 2.5 min | `evaluate_gan@g1` |" in summary.headline_table(h)
+
+
+def test_a_da_row_names_the_threads_of_its_training_not_of_its_evaluation(tmp_path):
+    """A DA row names its train_da stage: the CPU comes from the evaluation's env, the thread count from the training
+    stage's wall record; a training recorded on another CPU is named by its wall record."""
+    params = _fixture(tmp_path)
+    d = json.loads((tmp_path / "metrics/da/a-b.json").read_text())
+    d["env"] = {"cpu": "AMD EPYC", "cpu_isa": "avx512_bf16", "threads": 2, "device": "cpu"}
+    (tmp_path / "metrics/da/a-b.json").write_text(json.dumps(d))
+    (tmp_path / "walls").mkdir()
+    for setting, machine in (("dann", "2-core AMD EPYC"), ("source_only", "2-core Intel Xeon")):
+        (tmp_path / "walls" / f"train_da@a-b-{setting}.json").write_text(json.dumps(
+            {"stage": f"train_da@a-b-{setting}", "wall_s": 60.0, "machine": machine, "threads": "1"}))
+    rows = summary.headline(params, tmp_path)["rows"]
+    assert rows["da/a-b/dann"]["machine"] == "AMD EPYC (avx512_bf16; 1 threads)"
+    assert rows["da/a-b/source_only"]["machine"] == "2-core Intel Xeon (1 threads)"
+    (tmp_path / "walls" / "train_da@a-b-dann.json").write_text(json.dumps(  # no thread count recorded
+        {"stage": "train_da@a-b-dann", "wall_s": 60.0, "machine": "2-core AMD EPYC", "threads": "default"}))
+    assert summary.headline(params, tmp_path)["rows"]["da/a-b/dann"]["machine"] == "AMD EPYC (avx512_bf16; 2 threads)"
+    assert rows["cond/acgan/accuracy"]["machine"] == "unknown"  # evaluation rows keep their own env

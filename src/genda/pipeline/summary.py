@@ -150,6 +150,19 @@ def _machine(env: dict | None) -> str:
     return f"{env.get('cpu', '?')} ({env.get('cpu_isa', '?')}; {env.get('threads', '?')} threads)"
 
 
+def _trained_on(env: dict | None, wall: dict | None) -> str:
+    """The machine of a row whose stage is a *training* stage scored by a later evaluation: the evaluation's
+    ``env`` names the CPU and its instruction sets, the training stage's wall record (:mod:`genda.runtime.walls`)
+    its thread count (a record without one, ``default``, keeps the evaluation's); a training recorded on another CPU
+    than the evaluation's is named by its wall record alone."""
+    if not wall or not wall.get("machine"):
+        return _machine(env)
+    threads = str(wall.get("threads", ""))
+    if env and env.get("device", "cpu") == "cpu" and env.get("cpu") and env["cpu"] in wall["machine"]:
+        return _machine({**env, "threads": threads if threads.isdigit() else env.get("threads", "?")})
+    return f"{wall['machine']} ({threads if threads.isdigit() else '?'} threads)"
+
+
 def lower_is_better(key: str) -> bool:
     """FIDs and identity ratios: at most their target; accuracies and rates: at least."""
     return key.endswith(("/fid", "/identity_ratio"))
@@ -190,9 +203,11 @@ def headline(params: dict, root: Path = Path(".")) -> dict:
         for setting in params["da"]["settings"]:
             s = d[setting]
             per = {str(k): _r(v["target_acc"]) for k, v in sorted(s.get("per_seed", {}).items())}
-            row(f"da/{pair}/{setting}", s["target_acc"], f"train_da@{pair}-{setting}", d.get("env"),
+            stage = f"train_da@{pair}-{setting}"
+            row(f"da/{pair}/{setting}", s["target_acc"], stage, d.get("env"),
                 std=_r(s.get("target_acc_std", 0.0)), n_seeds=s.get("n_seeds", len(seeds)), per_seed=per,
                 train_wall_s=_timing(m / "da" / pair / setting / "timing.json", [f"seed{k}.pt" for k in seeds]))
+            out[f"da/{pair}/{setting}"]["machine"] = _trained_on(d.get("env"), walls.get(stage))
         adapting = [s for s in params["da"]["settings"] if s not in ("source_only", "target_only")]
         if adapting:
             best = max(adapting, key=lambda s: d[s]["target_acc"])
