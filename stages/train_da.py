@@ -18,13 +18,18 @@ def main() -> None:
         from genda.runtime.device import get_device
         from genda.da.train import train_da
 
+        from genda.runtime.checkpoint import StageRun
+
         src, tgt = load_prepared(digits_path(src_name)), load_prepared(digits_path(tgt_name))
+        run = StageRun(Path(f"checkpoints/da/{pair}/{setting}"))
+        keep = run.begin()  # an interrupted run of this stage: the seeds it finished are kept, not retrained
         for seed in da["seeds"]:
             train_da(setting, options, da, src, tgt, seed=seed, device=get_device(),
                      ckpt_dir=Path(f"checkpoints/da/{pair}/{setting}/seed{seed}"),
                      out_model=Path(f"models/da/{pair}/{setting}/seed{seed}.pt"), tracker=tr,
                      out_timing=Path(f"metrics/da/{pair}/{setting}/timing.json"),
-                     compute=effective_compute(params, params["da"].get("compute")))
+                     compute=effective_compute(params, params["da"].get("compute")), keep_finished=keep)
+        run.end()
 
 
 if __name__ == "__main__":

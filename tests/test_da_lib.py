@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -686,3 +687,43 @@ def test_mean_teacher_resumes_its_augmentation_draws(tmp_path):
     train_da("mean_teacher", options, da, src, tgt, ckpt_dir=tmp_path / "b", out_model=tmp_path / "b.pt", **run)
     a, b = (torch.load(tmp_path / f"{n}.pt", weights_only=True)["model"] for n in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_da_keeps_a_finished_seed_of_an_interrupted_stage_run_byte_identical(tmp_path, capsys):
+    """With keep_finished (the stage resumes an interrupted run of itself) a seed whose checkpoint is finished is not
+    retrained: no step runs, and the model file it writes is byte-identical; without it the seed retrains."""
+    from genda.da.train import train_da
+    from genda.data.embedded import embedded_digits
+
+    def dom(name):
+        xtr, ytr, xte, yte, _ = embedded_digits(name)
+        return {"x_train": xtr[:256], "y_train": ytr[:256], "x_test": xte[:64], "y_test": yte[:64]}
+
+    src, tgt = dom("mnistm"), dom("usps")
+    da = {"steps": 6, "batch_size": 16, "checkpoint_every": 3, "log_every": 1, "eval_every": 3, "optimizer": "adam",
+          "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0, "lr_anneal": False, "anneal_alpha": 10.0,
+          "anneal_beta": 0.75, "color_jitter": 0.0}
+    run = dict(seed=0, device=torch.device("cpu"), progress=False, compute={"precision": "fp32", "channels_last": False},
+               ckpt_dir=tmp_path / "ck", out_model=tmp_path / "m.pt", out_timing=tmp_path / "timing.json")
+    train_da("dann", {}, da, src, tgt, **run)
+    first = (tmp_path / "m.pt").read_bytes()
+    seconds = json.loads((tmp_path / "timing.json").read_text())["m.pt"]["train_seconds"]
+    (tmp_path / "m.pt").unlink()  # DVC removes a stage's outputs before it reruns the stage
+
+    class CountSteps:
+        steps = 0
+
+        def log_metrics(self, metrics, step=None):
+            if any(k.endswith("loss") for k in metrics):
+                CountSteps.steps += 1
+
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+
+    capsys.readouterr()
+    train_da("dann", {}, da, src, tgt, tracker=CountSteps(), keep_finished=True, **run)
+    assert CountSteps.steps == 0 and (tmp_path / "m.pt").read_bytes() == first
+    assert "of an interrupted stage run; kept" in capsys.readouterr().out
+    assert json.loads((tmp_path / "timing.json").read_text())["m.pt"]["train_seconds"] >= seconds
+    train_da("dann", {}, da, src, tgt, tracker=CountSteps(), **run)  # the stage's own rerun: retrains from step 0
+    assert CountSteps.steps == 6 and (tmp_path / "m.pt").read_bytes() == first

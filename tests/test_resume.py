@@ -163,3 +163,29 @@ def test_stage_with_corrupt_checkpoint_trains_and_a_rerun_retrains(tmp_path, tin
     assert "retraining from scratch" in out and "resumed" not in out
     again = load_weights(d / "models/gan/dcgan/generator.pt")["G"]
     assert all(torch.equal(first[k], again[k]) for k in first), "same params and seed, same weights"
+
+
+def test_finished_checkpoint_is_kept_when_its_stage_run_was_interrupted(tmp_path, capsys):
+    ck = _ck(tmp_path, total=10)
+    ck.save(10, {"w": torch.full((1,), 3.0)})
+    ck.keep_finished = True
+    step, state = ck.load()
+    assert step == 10 and torch.equal(state["w"], torch.full((1,), 3.0))
+    assert "holds a finished run (10/10 steps) of an interrupted stage run; kept" in capsys.readouterr().out
+    from genda.runtime.checkpoint import Checkpointer
+
+    other = Checkpointer(tmp_path / "ck", every=5, fingerprint="g", total=10, keep_finished=True)
+    assert other.load() is None, "a finished run of other settings is never kept"
+
+
+def test_stage_run_marks_an_interrupted_stage_run_and_only_that(tmp_path, capsys):
+    from genda.runtime.checkpoint import StageRun
+
+    run = StageRun(tmp_path / "s")
+    assert run.begin() is False, "first run of the stage: nothing to keep"
+    assert StageRun(tmp_path / "s").begin() is True, "begun, never ended: an interrupted run of the stage"
+    assert "resuming an interrupted run of this stage" in capsys.readouterr().out
+    run.end()
+    assert run.begin() is False, "the previous run completed: a forced rerun or a changed dependency retrains"
+    run.path.write_text("not json")
+    assert StageRun(tmp_path / "s").begin() is False, "an unreadable marker: a fresh stage run"

@@ -46,7 +46,7 @@ def setting_plan(setting: str) -> tuple[str, str, bool]:
 
 def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, seed: int, device: torch.device,
              ckpt_dir: Path, out_model: Path, tracker=None, progress: bool = True,
-             compute: dict | None = None, out_timing: Path | None = None) -> list[dict]:
+             compute: dict | None = None, out_timing: Path | None = None, keep_finished: bool = False) -> list[dict]:
     """Train one (pair, setting, seed); `src`/`tgt` are prepared dicts (uint8 x, int64 y); ``compute``: the
     params section of :mod:`genda.runtime.precision` (precision, channels_last).
 
@@ -55,7 +55,9 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
     over resumptions) form the training curve. It is a report only: nothing in training reads it (picking a
     stopping point on target labels would not be unsupervised adaptation). The model file keeps the curve
     without wall times, so a rerun writes the same bytes; the wall times and ``train_seconds`` go to
-    ``out_timing`` under the model file's name (:mod:`genda.train.timing`).
+    ``out_timing`` under the model file's name (:mod:`genda.train.timing`). ``keep_finished``: a finished
+    checkpoint of these settings is kept, not retrained (the stage resumes an interrupted run of itself:
+    :class:`genda.runtime.checkpoint.StageRun`); the model file is then written from it, byte-identical.
     """
     from genda.da.methods import build_method
 
@@ -88,6 +90,8 @@ def train_da(setting: str, options: dict, da: dict, src: dict, tgt: dict, *, see
                                     "method_rng": model.rng_state()}, restore=restore,
                      tracker=tracker, metric_prefix=f"seed{seed}/", progress=progress, desc=f"train_da {setting}",
                      postfix={"loss": "loss"}, timed_curve=True)
+    if loop.ck:
+        loop.ck.keep_finished = keep_finished
 
     def score(done: int) -> dict:
         acc = lambda d: float((predict_labels(model, d["x_test"], device, head="classify") == d["y_test"]).float().mean())  # noqa: E731,E501

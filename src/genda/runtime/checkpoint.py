@@ -5,7 +5,9 @@ plus a fingerprint of the settings that produced it.  Rules of :meth:`Checkpoint
 
 * made under other settings (fingerprint differs) -> never resumed, the run starts fresh;
 * a *finished* run (its step equals the run's total) -> never resumed either: a stage that runs again
-  after finishing was forced (``dvc repro -f``) or has a changed dependency, so it retrains from scratch;
+  after finishing was forced (``dvc repro -f``) or has a changed dependency, so it retrains from scratch --
+  unless ``keep_finished``: a stage that trains several runs one after another (``train_da``: one per seed) and
+  was interrupted part-way keeps the runs it had finished (:class:`StageRun` tells which case it is);
 * unreadable (corrupt, truncated) -> a warning naming the file, then the previous good checkpoint
   (``prev.pt``, kept by every save) is tried, then a fresh start.  Never a dead end.
 
@@ -16,6 +18,7 @@ Loading uses ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -68,7 +71,9 @@ class Checkpointer:
     """Saves `{"step", "fingerprint", "rng", "state": {...}}` to ``<dir>/last.pt`` every `every` steps,
     keeping the checkpoint it replaces as ``<dir>/prev.pt``."""
 
-    def __init__(self, directory: str | Path, every: int, fingerprint: str, total: int | None = None):
+    def __init__(self, directory: str | Path, every: int, fingerprint: str, total: int | None = None,
+                 keep_finished: bool = False):
+        self.keep_finished = keep_finished
         self.path = Path(directory) / "last.pt"
         self.prev = Path(directory) / "prev.pt"
         self.every = every
@@ -126,7 +131,10 @@ class Checkpointer:
                 print(f"[checkpoint] {path} was made with other settings; starting fresh")
                 return None
             step = int(ck["step"])
-            if self.total is not None and step >= self.total:
+            if self.total is not None and step >= self.total and self.keep_finished:
+                print(f"[checkpoint] {path} holds a finished run ({step}/{self.total} steps) of an interrupted stage "
+                      f"run; kept", flush=True)
+            elif self.total is not None and step >= self.total:
                 print(f"[checkpoint] {path} holds a finished run ({step}/{self.total} steps); retraining from "
                       f"scratch (the stage was forced or a dependency changed)")
                 return None
@@ -141,3 +149,45 @@ class Checkpointer:
                 state["gen"] = state.pop("gen_ranks")[rank] if rank < len(state["gen_ranks"]) else state["gen"]
             return step, state
         return None
+
+
+class StageRun:
+    """Whether a stage that trains several runs one after another resumes an *interrupted* run of itself.
+
+    ``<directory>/stage_run.json`` (inside the stage's persistent checkpoint folder) holds ``{"complete": bool}``.
+    :meth:`begin` returns True when it finds ``complete: false`` -- the stage's previous run stopped before
+    :meth:`end` -- so its finished runs (same settings, :class:`Checkpointer` ``keep_finished``) are kept rather
+    than retrained; otherwise (no file, or the previous run completed: the stage was forced or a dependency
+    changed) it returns False and every run trains from scratch. Either way it then marks the run incomplete;
+    :meth:`end` marks it complete. In a distributed run every rank takes rank 0's answer, and rank 0 alone writes.
+    """
+
+    def __init__(self, directory: str | Path):
+        self.path = Path(directory) / "stage_run.json"
+
+    def _write(self, complete: bool) -> None:
+        from genda.runtime import distributed
+
+        if distributed.is_main():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"complete": complete}) + "\n")
+            os.replace(tmp, self.path)
+
+    def begin(self) -> bool:
+        from genda.runtime import distributed
+
+        try:
+            resumed = json.loads(self.path.read_text()).get("complete") is False
+        except (OSError, ValueError, AttributeError):  # absent or unreadable: a fresh stage run
+            resumed = False
+        if distributed.world_size() > 1:  # every rank has read before rank 0 writes below
+            resumed = distributed.all_gather_object(resumed)[0]
+        if resumed:
+            print(f"[checkpoint] {self.path}: resuming an interrupted run of this stage (its finished runs are kept)",
+                  flush=True)
+        self._write(False)
+        return resumed
+
+    def end(self) -> None:
+        self._write(True)
