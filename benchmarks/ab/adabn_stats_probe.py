@@ -31,6 +31,8 @@ from torch import nn
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    """Target accuracy in the module's current mode (genda.data.tensors.predict_labels would put the batch-statistics
+    copy below back in eval mode)."""
     from genda.data.tensors import to_float_images
 
     with torch.no_grad():
