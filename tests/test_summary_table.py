@@ -206,3 +206,16 @@ def test_a_da_row_names_the_threads_of_its_training_not_of_its_evaluation(tmp_pa
         {"stage": "train_da@a-b-dann", "wall_s": 60.0, "machine": "2-core AMD EPYC", "threads": "default"}))
     assert summary.headline(params, tmp_path)["rows"]["da/a-b/dann"]["machine"] == "AMD EPYC (avx512_bf16; 2 threads)"
     assert rows["cond/acgan/accuracy"]["machine"] == "unknown"  # evaluation rows keep their own env
+
+
+def test_a_missed_target_is_never_printed_as_its_own_number():
+    """84.954 % against a 85 % target is "84.95 % … ✗", not "85.0 % | ≥ 85.0 % ✗"; a clear miss or a met target
+    keeps one decimal."""
+    rows = {"da/p/dann": {"value": 0.849535, "std": 0.0276, "n_seeds": 3, "target": 0.85, "met": False,
+                          "stage": "train_da@p-dann", "machine": "m"},
+            "da/p/dsn": {"value": 0.48398, "target": 0.85, "met": False, "stage": "train_da@p-dsn", "machine": "m"},
+            "da/p/mt": {"value": 0.85004, "target": 0.85, "met": True, "stage": "train_da@p-mt", "machine": "m"}}
+    md = summary.headline_table({"rows": rows, "total_train_wall_s": 0.0})
+    assert "| `da/p/dann` | 84.95 % | ≥ 85.0 % ✗ | 84.95 % ± 2.8 (3 seeds) |" in md
+    assert "| `da/p/dsn` | 48.4 % | ≥ 85.0 % ✗ |" in md
+    assert "| `da/p/mt` | 85.0 % | ≥ 85.0 % ✓ |" in md

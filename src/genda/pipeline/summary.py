@@ -87,8 +87,17 @@ def rows(params: dict, root: Path = Path(".")) -> dict[str, dict]:
     return {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in out.items()}
 
 
-def _pct(v) -> str:
-    return "–" if v is None else f"{100 * v:.1f} %"
+def _pct(v, digits: int = 1) -> str:
+    return "–" if v is None else f"{100 * v:.{digits}f} %"
+
+
+def _pct_against(v: float, target: float | None, met: bool | None) -> str:
+    """``v`` as a percentage with one decimal, or, for a missed target, with as many more as it takes not to print
+    the target's number (0.84954 against 0.85: "84.95 %", not "85.0 %" beside "≥ 85.0 % ✗")."""
+    digits = 1
+    while target is not None and not met and digits < 4 and _pct(v, digits) == _pct(target, digits):
+        digits += 1
+    return _pct(v, digits)
 
 
 def _num(v, fmt: str = "{:.2f}") -> str:
@@ -266,8 +275,9 @@ def headline_table(h: dict) -> str:
     for key in h.get("row_order", h["rows"]):
         r = h["rows"][key]
         is_fid = lower_is_better(key)  # FIDs and identity ratios: numbers; accuracies and rates: percentages
-        v = _num(r["value"], "{:.3f}" if key.endswith("/identity_ratio") else "{:.2f}") if is_fid else _pct(r["value"])
-        seeds = (f"{_pct(r['value'])} ± {100 * r['std']:.1f} ({r['n_seeds']} seeds)" if r.get("n_seeds", 1) > 1
+        shown = _pct_against(r["value"], r.get("target"), r.get("met"))
+        v = _num(r["value"], "{:.3f}" if key.endswith("/identity_ratio") else "{:.2f}") if is_fid else shown
+        seeds = (f"{shown} ± {100 * r['std']:.1f} ({r['n_seeds']} seeds)" if r.get("n_seeds", 1) > 1
                  else "–")
         wall = "–" if r.get("train_wall_s") is None else f"{r['train_wall_s'] / 60:.1f} min"
         what = f" ({r['method']})" if "method" in r else ""
