@@ -705,6 +705,9 @@ def test_train_da_keeps_a_finished_seed_of_an_interrupted_stage_run_byte_identic
           "anneal_beta": 0.75, "color_jitter": 0.0}
     run = dict(seed=0, device=torch.device("cpu"), progress=False, compute={"precision": "fp32", "channels_last": False},
                ckpt_dir=tmp_path / "ck", out_model=tmp_path / "m.pt", out_timing=tmp_path / "timing.json")
+    from genda.runtime.checkpoint import StageRun
+
+    StageRun(tmp_path / "stage").begin()  # the stage run that finishes this seed and is then interrupted
     train_da("dann", {}, da, src, tgt, **run)
     first = (tmp_path / "m.pt").read_bytes()
     seconds = json.loads((tmp_path / "timing.json").read_text())["m.pt"]["train_seconds"]
@@ -721,9 +724,12 @@ def test_train_da_keeps_a_finished_seed_of_an_interrupted_stage_run_byte_identic
             return lambda *a, **k: None
 
     capsys.readouterr()
+    stage = StageRun(tmp_path / "stage")
+    assert stage.begin() is True  # the rerun resumes the interrupted stage run
     train_da("dann", {}, da, src, tgt, tracker=CountSteps(), keep_finished=True, **run)
     assert CountSteps.steps == 0 and (tmp_path / "m.pt").read_bytes() == first
     assert "of an interrupted stage run; kept" in capsys.readouterr().out
     assert json.loads((tmp_path / "timing.json").read_text())["m.pt"]["train_seconds"] >= seconds
+    stage.end()
     train_da("dann", {}, da, src, tgt, tracker=CountSteps(), **run)  # the stage's own rerun: retrains from step 0
     assert CountSteps.steps == 6 and (tmp_path / "m.pt").read_bytes() == first

@@ -166,16 +166,69 @@ def test_stage_with_corrupt_checkpoint_trains_and_a_rerun_retrains(tmp_path, tin
 
 
 def test_finished_checkpoint_is_kept_when_its_stage_run_was_interrupted(tmp_path, capsys):
-    ck = _ck(tmp_path, total=10)
-    ck.save(10, {"w": torch.full((1,), 3.0)})
-    ck.keep_finished = True
-    step, state = ck.load()
-    assert step == 10 and torch.equal(state["w"], torch.full((1,), 3.0))
-    assert "holds a finished run (10/10 steps) of an interrupted stage run; kept" in capsys.readouterr().out
-    from genda.runtime.checkpoint import Checkpointer
+    from genda.runtime.checkpoint import Checkpointer, StageRun
 
-    other = Checkpointer(tmp_path / "ck", every=5, fingerprint="g", total=10, keep_finished=True)
-    assert other.load() is None, "a finished run of other settings is never kept"
+    StageRun(tmp_path / "s").begin()  # the stage run that saves the finished checkpoint, then is killed
+    try:
+        ck = _ck(tmp_path, total=10)
+        ck.save(10, {"w": torch.full((1,), 3.0)})
+        assert StageRun(tmp_path / "s").begin() is True  # the rerun resumes the interrupted stage run
+        ck.keep_finished = True
+        step, state = ck.load()
+        assert step == 10 and torch.equal(state["w"], torch.full((1,), 3.0))
+        assert "holds a finished run (10/10 steps) of an interrupted stage run; kept" in capsys.readouterr().out
+        other = Checkpointer(tmp_path / "ck", every=5, fingerprint="g", total=10, keep_finished=True)
+        assert other.load() is None, "a finished run of other settings is never kept"
+    finally:
+        StageRun(tmp_path / "s").end()
+
+
+def test_a_finished_checkpoint_of_an_earlier_completed_stage_run_is_retrained(tmp_path, capsys):
+    """The case that kept stale seeds: a stage run trains seeds 0-2 and completes; a later run (a changed dependency)
+    starts afresh, finishes seed 0 and is killed during seed 1; its resume keeps seed 0 but must retrain seed 2,
+    whose folder still holds the *earlier* run's finished checkpoint (same settings, so the same fingerprint)."""
+    from genda.runtime.checkpoint import Checkpointer, StageRun
+
+    def seed(n):
+        return Checkpointer(tmp_path / f"seed{n}", every=5, fingerprint="f", total=10, keep_finished=True)
+
+    first = StageRun(tmp_path / "s")
+    assert first.begin() is False
+    for n in range(3):
+        seed(n).save(10, {"w": torch.full((1,), float(n))})
+    first.end()
+    assert StageRun.active is None
+    second = StageRun(tmp_path / "s")
+    assert second.begin() is False, "the previous run completed: a fresh stage run"
+    seed(0).save(10, {"w": torch.full((1,), 10.0)})  # seed 0 retrained, then the kill (no end())
+    try:
+        assert StageRun(tmp_path / "s").begin() is True
+        capsys.readouterr()
+        step, state = seed(0).load()
+        assert step == 10 and state["w"].item() == 10.0, "finished by the interrupted run: kept"
+        assert seed(2).load() is None, "finished by the earlier, completed run: retrained"
+        assert "of an earlier run of this stage" in capsys.readouterr().out
+    finally:
+        StageRun(tmp_path / "s").end()
+
+
+def test_a_marker_without_a_token_keeps_nothing(tmp_path):
+    """stage_run.json written before tokens existed: which seeds its run finished is unknown, so none is kept."""
+    import json
+
+    from genda.runtime.checkpoint import Checkpointer, StageRun
+
+    ck = Checkpointer(tmp_path / "seed0", every=5, fingerprint="f", total=10, keep_finished=True)
+    ck.save(10, {"w": torch.ones(1)})
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "stage_run.json").write_text(json.dumps({"complete": False}))
+    run = StageRun(tmp_path / "s")
+    try:
+        assert run.begin() is True
+        assert ck.load() is None
+        assert json.loads(run.path.read_text()) == {"complete": False, "run": StageRun.active}
+    finally:
+        run.end()
 
 
 def test_stage_run_marks_an_interrupted_stage_run_and_only_that(tmp_path, capsys):
@@ -183,9 +236,14 @@ def test_stage_run_marks_an_interrupted_stage_run_and_only_that(tmp_path, capsys
 
     run = StageRun(tmp_path / "s")
     assert run.begin() is False, "first run of the stage: nothing to keep"
+    token = StageRun.active
     assert StageRun(tmp_path / "s").begin() is True, "begun, never ended: an interrupted run of the stage"
+    assert StageRun.active == token, "the resumed stage run carries on with the interrupted run's token"
     assert "resuming an interrupted run of this stage" in capsys.readouterr().out
     run.end()
+    assert StageRun.active is None
     assert run.begin() is False, "the previous run completed: a forced rerun or a changed dependency retrains"
+    assert StageRun.active != token, "a fresh stage run draws a new token"
     run.path.write_text("not json")
     assert StageRun(tmp_path / "s").begin() is False, "an unreadable marker: a fresh stage run"
+    run.end()

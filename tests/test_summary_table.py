@@ -219,3 +219,17 @@ def test_a_missed_target_is_never_printed_as_its_own_number():
     assert "| `da/p/dann` | 84.95 % | ≥ 85.0 % ✗ | 84.95 % ± 2.8 (3 seeds) |" in md
     assert "| `da/p/dsn` | 48.4 % | ≥ 85.0 % ✗ |" in md
     assert "| `da/p/mt` | 85.0 % | ≥ 85.0 % ✓ |" in md
+
+
+def test_a_best_row_prints_its_method_rows_decimals():
+    """``da/<pair>/best`` repeats a method's row; where that row needs more decimals (a missed target), the best row,
+    which may have no target of its own, prints them too: not "85.0 %" two lines below "84.95 % ✗"."""
+    dann = {"value": 0.849535, "std": 0.0276, "n_seeds": 3, "target": 0.85, "met": False, "stage": "s", "machine": "m"}
+    rows = {"da/p/dann": dann, "da/p/best": {**{k: v for k, v in dann.items() if k not in ("target", "met")},
+                                             "method": "dann"},
+            "da/q/mt": {"value": 0.97675, "std": 0.0017, "n_seeds": 3, "stage": "t", "machine": "m"},
+            "da/q/best": {"value": 0.97675, "std": 0.0017, "n_seeds": 3, "target": 0.975, "met": True,
+                          "method": "mt", "stage": "t", "machine": "m"}}
+    md = summary.headline_table({"rows": rows, "total_train_wall_s": 0.0})
+    assert "| `da/p/best` (dann) | 84.95 % | – | 84.95 % ± 2.8 (3 seeds) |" in md
+    assert "| `da/q/best` (mt) | 97.7 % | ≥ 97.5 % ✓ | 97.7 % ± 0.2 (3 seeds) |" in md

@@ -91,13 +91,18 @@ def _pct(v, digits: int = 1) -> str:
     return "–" if v is None else f"{100 * v:.{digits}f} %"
 
 
-def _pct_against(v: float, target: float | None, met: bool | None) -> str:
-    """``v`` as a percentage with one decimal, or, for a missed target, with as many more as it takes not to print
-    the target's number (0.84954 against 0.85: "84.95 %", not "85.0 %" beside "≥ 85.0 % ✗")."""
+def _pct_digits(v: float, target: float | None, met: bool | None) -> int:
+    """Decimals for ``v`` as a percentage: one, or, for a missed target, as many more as it takes not to print the
+    target's number (0.84954 against 0.85: "84.95 %", not "85.0 %" beside "≥ 85.0 % ✗")."""
     digits = 1
     while target is not None and not met and digits < 4 and _pct(v, digits) == _pct(target, digits):
         digits += 1
-    return _pct(v, digits)
+    return digits
+
+
+def _pct_against(v: float, target: float | None, met: bool | None) -> str:
+    """``v`` as a percentage with the decimals of :func:`_pct_digits`."""
+    return _pct(v, _pct_digits(v, target, met))
 
 
 def _num(v, fmt: str = "{:.2f}") -> str:
@@ -275,7 +280,11 @@ def headline_table(h: dict) -> str:
     for key in h.get("row_order", h["rows"]):
         r = h["rows"][key]
         is_fid = lower_is_better(key)  # FIDs and identity ratios: numbers; accuracies and rates: percentages
-        shown = _pct_against(r["value"], r.get("target"), r.get("met"))
+        # a "best" row repeats a method's row: printed with that row's decimals too (not 85.0 % beside 84.95 % ✗)
+        same = h["rows"].get(f"{key.rsplit('/', 1)[0]}/{r['method']}", {}) if "method" in r else {}
+        digits = max(_pct_digits(r["value"], r.get("target"), r.get("met")),
+                     _pct_digits(same["value"], same.get("target"), same.get("met")) if same else 1)
+        shown = _pct(r["value"], digits)
         v = _num(r["value"], "{:.3f}" if key.endswith("/identity_ratio") else "{:.2f}") if is_fid else shown
         seeds = (f"{shown} ± {100 * r['std']:.1f} ({r['n_seeds']} seeds)" if r.get("n_seeds", 1) > 1
                  else "–")

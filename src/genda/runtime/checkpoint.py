@@ -7,7 +7,9 @@ plus a fingerprint of the settings that produced it.  Rules of :meth:`Checkpoint
 * a *finished* run (its step equals the run's total) -> never resumed either: a stage that runs again
   after finishing was forced (``dvc repro -f``) or has a changed dependency, so it retrains from scratch --
   unless ``keep_finished``: a stage that trains several runs one after another (``train_da``: one per seed) and
-  was interrupted part-way keeps the runs it had finished (:class:`StageRun` tells which case it is);
+  was interrupted part-way keeps the runs it had finished *in that interrupted stage run* (:class:`StageRun`
+  tells which case it is, and tags every checkpoint with its run's token: a finished checkpoint left by an
+  earlier, completed run of the stage -- a seed the interrupted run had not reached yet -- is retrained);
 * unreadable (corrupt, truncated) -> a warning naming the file, then the previous good checkpoint
   (``prev.pt``, kept by every save) is tried, then a fresh start.  Never a dead end.
 
@@ -101,7 +103,7 @@ class Checkpointer:
         if self.path.exists():  # a kill right after this leaves prev.pt, which load() falls back to
             os.replace(self.path, self.prev)
         save_atomic({"step": step, "fingerprint": self.fingerprint, "rng": rng, "state": state,
-                     "world_size": distributed.world_size()}, self.path)
+                     "world_size": distributed.world_size(), "stage_run": StageRun.active}, self.path)
 
     def _read(self, path: Path, device) -> dict | None:
         try:
@@ -131,10 +133,16 @@ class Checkpointer:
                 print(f"[checkpoint] {path} was made with other settings; starting fresh")
                 return None
             step = int(ck["step"])
-            if self.total is not None and step >= self.total and self.keep_finished:
+            finished = self.total is not None and step >= self.total
+            if finished and self.keep_finished and ck.get("stage_run") is not None \
+                    and ck.get("stage_run") == StageRun.active:
                 print(f"[checkpoint] {path} holds a finished run ({step}/{self.total} steps) of an interrupted stage "
                       f"run; kept", flush=True)
-            elif self.total is not None and step >= self.total:
+            elif finished and self.keep_finished:
+                print(f"[checkpoint] {path} holds a finished run ({step}/{self.total} steps) of an earlier run of "
+                      f"this stage, not of the interrupted one; retraining from scratch", flush=True)
+                return None
+            elif finished:
                 print(f"[checkpoint] {path} holds a finished run ({step}/{self.total} steps); retraining from "
                       f"scratch (the stage was forced or a dependency changed)")
                 return None
@@ -154,13 +162,20 @@ class Checkpointer:
 class StageRun:
     """Whether a stage that trains several runs one after another resumes an *interrupted* run of itself.
 
-    ``<directory>/stage_run.json`` (inside the stage's persistent checkpoint folder) holds ``{"complete": bool}``.
-    :meth:`begin` returns True when it finds ``complete: false`` -- the stage's previous run stopped before
-    :meth:`end` -- so its finished runs (same settings, :class:`Checkpointer` ``keep_finished``) are kept rather
-    than retrained; otherwise (no file, or the previous run completed: the stage was forced or a dependency
-    changed) it returns False and every run trains from scratch. Either way it then marks the run incomplete;
-    :meth:`end` marks it complete. In a distributed run every rank takes rank 0's answer, and rank 0 alone writes.
+    ``<directory>/stage_run.json`` (inside the stage's persistent checkpoint folder) holds
+    ``{"complete": bool, "run": token}``. :meth:`begin` returns True when it finds ``complete: false`` -- the stage's
+    previous run stopped before :meth:`end` -- and then carries on with that run's token, so the runs it finished
+    (same settings, :class:`Checkpointer` ``keep_finished``) are kept rather than retrained; otherwise (no file, or
+    the previous run completed: the stage was forced or a dependency changed) it returns False and draws a new
+    token. Either way it then marks the run incomplete. While the stage runs, :attr:`active` holds the token and
+    every :meth:`Checkpointer.save` records it: a finished checkpoint counts as "finished by the interrupted run"
+    only when its token is the active one, so a seed that the interrupted run never reached, whose folder still
+    holds a finished checkpoint of an earlier completed run, is retrained (a marker without a token, written before
+    tokens existed, keeps nothing). :meth:`end` marks the run complete. In a distributed run every rank takes rank
+    0's answer and token, and rank 0 alone writes.
     """
+
+    active: str | None = None  # the token of the stage run in progress in this process (begin() .. end())
 
     def __init__(self, directory: str | Path):
         self.path = Path(directory) / "stage_run.json"
@@ -171,23 +186,30 @@ class StageRun:
         if distributed.is_main():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"complete": complete}) + "\n")
+            tmp.write_text(json.dumps({"complete": complete, "run": StageRun.active}) + "\n")
             os.replace(tmp, self.path)
 
     def begin(self) -> bool:
+        import uuid
+
         from genda.runtime import distributed
 
         try:
-            resumed = json.loads(self.path.read_text()).get("complete") is False
+            marker = json.loads(self.path.read_text())
+            resumed = marker.get("complete") is False
+            token = marker.get("run") if resumed else None
         except (OSError, ValueError, AttributeError):  # absent or unreadable: a fresh stage run
-            resumed = False
+            resumed, token = False, None
+        token = token if isinstance(token, str) and token else uuid.uuid4().hex
         if distributed.world_size() > 1:  # every rank has read before rank 0 writes below
-            resumed = distributed.all_gather_object(resumed)[0]
+            resumed, token = distributed.all_gather_object((resumed, token))[0]
         if resumed:
-            print(f"[checkpoint] {self.path}: resuming an interrupted run of this stage (its finished runs are kept)",
-                  flush=True)
+            print(f"[checkpoint] {self.path}: resuming an interrupted run of this stage (the runs it finished are "
+                  f"kept)", flush=True)
+        StageRun.active = token
         self._write(False)
         return resumed
 
     def end(self) -> None:
         self._write(True)
+        StageRun.active = None
