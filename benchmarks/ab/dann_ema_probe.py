@@ -68,8 +68,10 @@ def run_seed(pair: str, seed: int, decays: list[float], shrink: dict | None = No
             dom = "target" if x is tgt["x_test"] else "source"
             y = tgt["y_test"] if dom == "target" else src["y_test"]
             row = {"domain": dom, "raw": float((out == y).float().mean())}
+            if emas and "m" not in shadow:  # one eval copy, its state replaced per decay
+                shadow["m"] = copy.deepcopy(model)
             for d, state in emas.items():
-                m = shadow.setdefault("m", copy.deepcopy(model))
+                m = shadow["m"]
                 m.load_state_dict(state)
                 row[f"ema{d}"] = float((original_predict(m, x, device, **kw) == y).float().mean())
             rows.append(row)

@@ -100,11 +100,6 @@ def _pct_digits(v: float, target: float | None, met: bool | None) -> int:
     return digits
 
 
-def _pct_against(v: float, target: float | None, met: bool | None) -> str:
-    """``v`` as a percentage with the decimals of :func:`_pct_digits`."""
-    return _pct(v, _pct_digits(v, target, met))
-
-
 def _num(v, fmt: str = "{:.2f}") -> str:
     return "–" if v is None else fmt.format(v)
 

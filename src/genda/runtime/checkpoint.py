@@ -134,7 +134,7 @@ class Checkpointer:
                 return None
             step = int(ck["step"])
             finished = self.total is not None and step >= self.total
-            if finished and self.keep_finished and ck.get("stage_run") is not None \
+            if finished and self.keep_finished and StageRun.active is not None \
                     and ck.get("stage_run") == StageRun.active:
                 print(f"[checkpoint] {path} holds a finished run ({step}/{self.total} steps) of an interrupted stage "
                       f"run; kept", flush=True)
