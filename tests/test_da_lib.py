@@ -469,6 +469,72 @@ def test_mean_teacher_teacher_is_ema_of_student(warmup, decays):
     assert int(m2.ema_updates) == 0
 
 
+def test_weight_ema_copies_first_then_averages_params_and_batchnorm_buffers():
+    from genda.da.methods.averaging import WeightEMA
+
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    ema = WeightEMA(net, 0.75)
+    assert not any(p.requires_grad for p in ema.net.parameters()) and int(ema.updates) == 0
+    history = []
+    for step in range(3):  # weights w_t = w_0 + 4 t, running_mean m_t set by hand, the counter copied
+        with torch.no_grad():
+            net[0].weight.add_(4.0 * (step > 0))
+            net[1].running_mean.fill_(8.0 * step)
+            net[1].num_batches_tracked.fill_(10 + step)
+        history.append(net[0].weight[0, 0].item())
+        ema.update(net)
+    # theta_1 = 1 (copied), then 0.75 * 1 + 0.25 * 5 = 2, then 0.75 * 2 + 0.25 * 9 = 3.75
+    assert history == [1.0, 5.0, 9.0]
+    assert ema.net[0].weight[0, 0].item() == pytest.approx(3.75, abs=1e-6)
+    assert ema.net[0].weight[1, 1].item() == pytest.approx(4 + 2.75, abs=1e-6)  # 4, 4.0*0.75+8*0.25=5, 5*0.75+12*0.25
+    # running mean 0, 8, 16: 0 -> 0.25 * 8 = 2 -> 0.75 * 2 + 0.25 * 16 = 5.5; the integer counter is copied
+    assert ema.net[1].running_mean.tolist() == pytest.approx([5.5, 5.5])
+    assert int(ema.net[1].num_batches_tracked) == 12 and int(ema.updates) == 3
+    with pytest.raises(ValueError, match="decay"):
+        WeightEMA(net, 1.0)
+
+
+def test_dann_eval_ema_classifies_with_the_average_and_trains_the_same_weights():
+    xs, ys, xt, _ = two_domain_batch(8, seed=5)
+
+    def run(**opts):
+        torch.manual_seed(0)
+        m = build_method("dann", n_classes=N_CLASSES, passes="separate", **opts)
+        opt = torch.optim.SGD(m.trainable_parameters(), lr=0.05, momentum=0.9)
+        for i in range(6):
+            m.train()
+            loss, _ = m.training_step(xs, ys, xt, i / 5)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            m.after_optimizer_step()
+        return m, opt
+
+    plain, _ = run()
+    avg, opt = run(eval_ema=0.5)
+    assert plain.ema is None and "ema.updates" not in plain.state_dict()  # off: the model file's keys unchanged
+    # the average is not trained and draws nothing: the trained network is the same, bit for bit
+    assert all(torch.equal(a, b) for a, b in zip(plain.net.state_dict().values(), avg.net.state_dict().values()))
+    assert {id(p) for g in opt.param_groups for p in g["params"]}.isdisjoint(id(p) for p in avg.ema.parameters())
+    assert int(avg.ema.updates) == 6
+    avg.eval()
+    plain.eval()
+    with torch.no_grad():
+        assert torch.equal(avg.classify(xt), avg.ema.net(xt))
+        assert not torch.allclose(avg.classify(xt), plain.classify(xt))
+        assert torch.equal(plain.classify(xt), avg.net(xt))
+        assert torch.equal(avg.embed(xt), avg.ema.net.features(xt))
+    again = build_method("dann", n_classes=N_CLASSES, passes="separate", eval_ema=0.5)
+    again.load_state_dict(avg.state_dict())  # the average is in the model file and comes back with it
+    again.eval()
+    with torch.no_grad():
+        assert torch.equal(again.classify(xt), avg.classify(xt))
+    with pytest.raises(ConfigError, match="eval_ema"):
+        build_method("dann", n_classes=N_CLASSES, eval_ema=1.0)
+
+
 def test_confidence_mask_and_masked_consistency():
     probs_t = torch.tensor([[0.98, 0.02], [0.6, 0.4], [0.031, 0.969], [0.968, 0.032]])
     mask = confidence_mask(probs_t, 0.968)

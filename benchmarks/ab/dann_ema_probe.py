@@ -12,7 +12,8 @@ raw curve must equal the committed record's seed for seed: the probe checks that
 ``real/models/da/<pair>/dann/seed<N>.pt`` where that file is present.
 
 One seed per process (run two at a time on two cores); ``--merge`` collects the per-seed files. A probe, not a
-record: adopting EMA evaluation would be an option of the DA trainer, retrained by ``make repro-real``.
+record: the option it led to is DANN's ``eval_ema`` (``genda.da.methods.averaging``), in the real profile's
+MNIST -> MNIST-M DANN since 2026-12-08 (``configs/real.yaml``).
 
     cd real && GENDA_THREADS=1 python ../benchmarks/ab/dann_ema_probe.py --seed 0 --out ../benchmarks/results/probe_dann_ema_seed0.json
     python benchmarks/ab/dann_ema_probe.py --merge benchmarks/results/probe_dann_ema_seed*.json \

@@ -20,6 +20,9 @@ Options:
         et al. eq. 9), see :class:`~genda.da.adversarial.DomainAdversarialLoss`.
     passes ("joint"): ``"joint"`` (one concatenated batch) or ``"separate"`` (one forward pass per domain).
     classifier_layers (int, 2), dropout (float, 0.5): label predictor, see ``source_only``.
+    eval_ema (float, 0.0): δ of an exponential moving average of the label network's weights and BatchNorm
+        statistics (:class:`~genda.da.methods.averaging.WeightEMA`, updated after every optimiser step) that
+        ``classify`` and ``embed`` use; 0 = the final weights. Training is the same either way.
 
 Logs: ``loss``, ``cls``, ``dom`` (domain loss), ``lambda`` (λ_p), ``dom_acc`` (discriminator accuracy),
 ``acc`` (source batch accuracy).
@@ -34,6 +37,7 @@ from torch import Tensor
 
 from genda.da.adversarial import DomainAdversarialLoss
 from genda.da.grl import grl_lambda
+from genda.da.methods.averaging import WeightEMA
 from genda.da.methods.base import DAMethod, accuracy, register, to_floats
 from genda.da.methods.source_only import DIGIT_NET_DEFAULTS, build_digit_net, check_digit_net_options
 from genda.da.models.dann import DANNDomainHead
@@ -48,7 +52,7 @@ class DANN(DAMethod):
     name = "dann"
     needs_target = True
     defaults = {"domain_weight": 1.0, "gamma": 10.0, "domain_reduction": "average", "passes": "joint",
-                **DIGIT_NET_DEFAULTS}
+                "eval_ema": 0.0, **DIGIT_NET_DEFAULTS}
     log_keys = ("loss", "cls", "dom", "lambda", "dom_acc", "acc")
 
     def __init__(self, n_classes: int = 10, **options: Any) -> None:
@@ -56,6 +60,8 @@ class DANN(DAMethod):
         self.net = build_digit_net(n_classes, self.options)
         self.domain_adv = DomainAdversarialLoss(DANNDomainHead(self.net.features.out_dim, 100),
                                                 reduction=self.options["domain_reduction"])
+        # only when on: a model file without it keeps its state_dict keys
+        self.ema = WeightEMA(self.net, self.options["eval_ema"]) if self.options["eval_ema"] > 0 else None
 
     def check_options(self, options: dict[str, Any]) -> None:
         check_digit_net_options(self)
@@ -63,6 +69,7 @@ class DANN(DAMethod):
         self._require(options["gamma"] > 0, "gamma", "> 0")
         self._require(options["domain_reduction"] in ("average", "sum"), "domain_reduction", "average or sum")
         self._require(options["passes"] in ("joint", "separate"), "passes", "joint or separate")
+        self._require(0.0 <= options["eval_ema"] < 1.0, "eval_ema", "in [0, 1) (0 = off)")
 
     def lambd(self, progress: float) -> float:
         """GRL coefficient λ_p = domain_weight · grl_lambda(p, gamma)."""
@@ -92,8 +99,16 @@ class DANN(DAMethod):
         }
         return loss, to_floats(logs)
 
+    def after_optimizer_step(self) -> None:
+        if self.ema is not None:
+            self.ema.update(self.net)
+
+    def eval_net(self):
+        """The label network used at test time: the weight average with ``eval_ema``, else the trained one."""
+        return self.net if self.ema is None else self.ema.net
+
     def classify(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return self.eval_net()(x)
 
     def embed(self, x: Tensor) -> Tensor:
-        return self.net.features(x)
+        return self.eval_net().features(x)
