@@ -9,7 +9,7 @@ copies of the whole state (weights and BatchNorm buffers) at the given decays, u
 Every evaluation point of the curve then also scores each EMA copy on the same test sets, in eval mode, as
 ``evaluate_da`` scores a model. Training is untouched (the EMA reads the weights, draws no random number), so the
 raw curve must equal the committed record's seed for seed: the probe checks that against
-``real/models/da/<pair>/dann/seed<N>.pt`` where that file is present.
+``real/models/da/<pair>/dann/seed<N>.pt`` where that file is present and was scored on raw weights (no ``eval_ema``).
 
 One seed per process (run two at a time on two cores); ``--merge`` collects the per-seed files. A probe, not a
 record: the option it led to is DANN's ``eval_ema`` (``genda.da.methods.averaging``), in the real profile's
@@ -94,8 +94,9 @@ def run_seed(pair: str, seed: int, decays: list[float], shrink: dict | None = No
     out = {"pair": pair, "seed": seed, "options": options, "steps": da["steps"], "decays": decays,
            "target_curve": points, "final": points[-1], "train_and_eval_s": round(time.time() - t0, 1)}
     committed = Path(f"models/da/{pair}/dann/seed{seed}.pt")
-    if committed.exists():
-        rec = torch.load(committed, weights_only=True)["curve"]
+    rec_ck = torch.load(committed, weights_only=True) if committed.exists() else None
+    if rec_ck is not None and not rec_ck["options"].get("eval_ema"):  # a record scored on raw weights
+        rec = rec_ck["curve"]
         out["raw_equals_committed_curve"] = [round(c["target_acc"], 6) for c in rec] == \
                                             [round(c["target_acc"], 6) for c in curve]
     return out
