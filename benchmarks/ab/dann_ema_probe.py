@@ -47,6 +47,7 @@ def run_seed(pair: str, seed: int, decays: list[float], shrink: dict | None = No
 
     params = load_params()
     da, options = da_setting_config(params, "dann", pair)
+    options.pop("eval_ema", None)  # the probe's own arms score the raw weights and their averages
     da.update(shrink or {})  # a quick check of the probe itself (--steps / --eval-every)
     src_name, tgt_name = pair.split("-")
     src, tgt = load_prepared(digits_path(src_name)), load_prepared(digits_path(tgt_name))
